@@ -1,0 +1,19 @@
+module github.com/iii-go/iii
+
+go 1.26.8
+
+require github.com/oklog/ulid/v2 v2.1.2
+
+require (
+	github.com/dolthub/maphash v0.1.0 // indirect
+	github.com/klauspost/compress v1.17.9 // indirect
+	github.com/lxzan/gws v1.8.9 // indirect
+	github.com/tidwall/gjson v1.10.2 // indirect
+	github.com/tidwall/match v1.1.1 // indirect
+	github.com/tidwall/pretty v1.2.0 // indirect
+	github.com/tidwall/tinylru v1.1.0 // indirect
+	github.com/tidwall/wal v1.2.1 // indirect
+	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
+	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
