@@ -1,0 +1,258 @@
+// Package config loads the engine's configuration file.
+//
+// Two styles are accepted and normalised into one Config: the current one
+// (`workers: - name: iii-worker-manager`) and the older one the todo seed
+// uses (`modules: - class: modules::worker::WorkerModule`). `${VAR}` and
+// `${VAR:default}` are expanded in the raw text first. Every problem is
+// reported as an *Error naming the file, the line and the key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+)
+
+// Defaults used when the file does not say otherwise (spec README "Defaults").
+const (
+	DefaultHost             = "0.0.0.0"
+	DefaultListenerPort     = 49134
+	DefaultStreamPort       = 3112
+	DefaultHandshakeTimeout = 10 * time.Second
+)
+
+// Store methods of the kv adapter.
+const (
+	StoreFileBased = "file_based"
+	StoreInMemory  = "in_memory"
+)
+
+// Config is one loaded configuration, normalised from either file style.
+type Config struct {
+	// Path is the file the config came from; "" for the embedded default.
+	Path string
+	// Listeners holds every iii-worker-manager (WorkerModule) entry in file
+	// order; the first is the primary one. When the file declares none it
+	// holds one trusted listener on 0.0.0.0:49134 (or the deprecated
+	// top-level `port:`).
+	Listeners []Listener
+	// Stream is the stream module, nil when the file does not list it.
+	Stream *Stream
+	// State is the state module, nil when the file does not list it.
+	State *State
+	// Exec is the exec module, nil when the file does not list it.
+	Exec *Exec
+	// Engine holds this engine's own settings (top-level `engine:` key).
+	Engine Engine
+	// Ignored names, in file order, the listed workers this engine knows
+	// but does not implement (iii-http, iii-cron, …); they are skipped.
+	Ignored []string
+	// Warnings are messages ("file:line: key: text") the caller should log:
+	// ignored workers, deprecated keys, ignored entry keys.
+	Warnings []string
+}
+
+// Listener is one worker-manager WebSocket server.
+type Listener struct {
+	// Host is the address to bind (default 0.0.0.0).
+	Host string
+	// Port is the TCP port (default 49134; 0 lets the OS choose).
+	Port int
+	// HandshakeTimeout bounds the HTTP upgrade request (default 10 s).
+	HandshakeTimeout time.Duration
+	// MiddlewareFunctionID, when set, receives every allowed invocation
+	// from this listener's sessions instead of the target.
+	MiddlewareFunctionID string
+	// RBAC gates the listener; nil means trusted (everything allowed).
+	RBAC *RBAC
+}
+
+// RBAC is a listener's `rbac` block. Unknown keys in it are ignored.
+type RBAC struct {
+	// AuthFunctionID is called for every new connection; "" = no auth step.
+	AuthFunctionID string
+	// Expose lists the rules of expose_functions, OR-ed.
+	Expose []ExposeRule
+	// OnFunctionRegistration is the function registration hook, or "".
+	OnFunctionRegistration string
+	// OnTriggerRegistration is the trigger registration hook, or "".
+	OnTriggerRegistration string
+	// OnTriggerTypeRegistration is the trigger type registration hook, or "".
+	OnTriggerTypeRegistration string
+}
+
+// ExposeRule is one expose_functions item: exactly one of Glob (from
+// `match("…")`) and Metadata (from a `metadata:` map) is set.
+type ExposeRule struct {
+	// Glob matches the function id (see MatchGlob) when Metadata is nil.
+	Glob string
+	// Metadata, when non-nil, must match every listed top-level key of the
+	// function's registered metadata.
+	Metadata map[string]MetaMatch
+}
+
+// MetaMatch is the condition on one metadata key.
+type MetaMatch struct {
+	// Glob is the pattern when IsGlob; it only ever matches string values.
+	Glob string
+	// IsGlob says the YAML value was `match("…")`.
+	IsGlob bool
+	// Value is the exact JSON value otherwise (nil, bool, string, int64,
+	// uint64, float64, []any, map[string]any), compared as JSON: true ≠
+	// "true", and integer 1 ≠ float 1.0 as upstream.
+	Value any
+}
+
+// Stream is the stream module (iii-stream) and its WebSocket port.
+type Stream struct {
+	// Host is the address of the stream port (default 0.0.0.0).
+	Host string
+	// Port is the stream WebSocket port (default 3112).
+	Port int
+	// AuthFunction authenticates stream port connections; "" = none.
+	AuthFunction string
+	// StoreMethod is StoreFileBased or StoreInMemory (upstream default
+	// in_memory when the adapter does not say).
+	StoreMethod string
+	// FilePath is the adapter's file_path (a directory); "" if not given.
+	FilePath string
+}
+
+// State is the state module (iii-state).
+type State struct {
+	// StoreMethod is StoreFileBased or StoreInMemory (default in_memory).
+	StoreMethod string
+	// FilePath is the adapter's file_path; "" if not given.
+	FilePath string
+	// TriggersEnabled says whether state triggers fire (default true).
+	TriggersEnabled bool
+	// MaxValueBytes caps one stored value; 0 means no limit.
+	MaxValueBytes int
+}
+
+// Exec is the exec module (iii-exec).
+type Exec struct {
+	// Commands are the shell command lines, run in order.
+	Commands []string
+	// Watch are glob patterns whose matching files restart the pipeline.
+	Watch []string
+}
+
+// Engine holds this engine's own settings, read from the top-level
+// `engine:` key. Keys (all optional): sync (always|interval|never),
+// sync_interval_ms, call_timeout_ms, max_message_bytes, send_queue_frames,
+// send_queue_bytes, ping_after_ms, idle_timeout_ms, snapshot_every,
+// retain_bytes, retain_age (a Go duration such as "168h").
+type Engine struct {
+	// Sync is the durability policy: "always" (default), "interval", "never".
+	Sync string
+	// SyncIntervalMS is the fsync period for "interval" (default 100).
+	SyncIntervalMS int
+	// CallTimeout bounds engine-originated calls (default 30 s).
+	CallTimeout time.Duration
+	// MaxMessageBytes is the inbound frame limit (default 16 MiB).
+	MaxMessageBytes int
+	// SendQueueFrames caps one connection's send queue (default 65536).
+	SendQueueFrames int
+	// SendQueueBytes caps one connection's send queue (default 64 MiB).
+	SendQueueBytes int
+	// PingAfter is the idle time before the engine pings (default 20 s).
+	PingAfter time.Duration
+	// IdleTimeout closes a silent connection (default 60 s).
+	IdleTimeout time.Duration
+	// SnapshotEvery is records between snapshots; 0 = the log's default.
+	SnapshotEvery uint64
+	// RetainBytes is history kept for replay; 0 = the log's default.
+	RetainBytes int64
+	// RetainAge is history kept for replay; 0 = the log's default.
+	RetainAge time.Duration
+}
+
+// Error is a configuration problem located in the file.
+type Error struct {
+	File string // the name given to Parse (the path for Load)
+	Line int    // 1-based; 0 when the parser gave none
+	Key  string // e.g. workers[1].config.rbac.expose_functions[0]; may be ""
+	Msg  string
+}
+
+// Error formats as "file:line: key: message".
+func (e *Error) Error() string {
+	s := e.File
+	if e.Line > 0 {
+		s = fmt.Sprintf("%s:%d", s, e.Line)
+	}
+	if e.Key != "" {
+		s += ": " + e.Key
+	}
+	return s + ": " + e.Msg
+}
+
+// defaultEngine returns the engine settings of README "Defaults".
+func defaultEngine() Engine {
+	return Engine{
+		Sync:            "always",
+		SyncIntervalMS:  100,
+		CallTimeout:     30 * time.Second,
+		MaxMessageBytes: 16 << 20,
+		SendQueueFrames: 65536,
+		SendQueueBytes:  64 << 20,
+		PingAfter:       20 * time.Second,
+		IdleTimeout:     60 * time.Second,
+	}
+}
+
+// defaultListener is the trusted listener every engine has when the file
+// declares none.
+func defaultListener(port int) Listener {
+	return Listener{Host: DefaultHost, Port: port, HandshakeTimeout: DefaultHandshakeTimeout}
+}
+
+// Default returns the embedded configuration used when no file is given
+// (README Decision 9): a trusted listener on 0.0.0.0:49134, the stream
+// module on 0.0.0.0:3112 and the state module, both file based with no
+// file_path (the engine keeps their data under its data directory).
+func Default() *Config {
+	return &Config{
+		Listeners: []Listener{defaultListener(DefaultListenerPort)},
+		Stream:    &Stream{Host: DefaultHost, Port: DefaultStreamPort, StoreMethod: StoreFileBased},
+		State:     &State{StoreMethod: StoreFileBased, TriggersEnabled: true},
+		Engine:    defaultEngine(),
+	}
+}
+
+// Load reads the config file at path. With path "" it loads ./config.yaml
+// when that exists and otherwise returns Default(); an explicit path that
+// does not exist is an error.
+func Load(path string) (*Config, error) {
+	explicit := path != ""
+	if !explicit {
+		path = "config.yaml"
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		if !explicit && errors.Is(err, fs.ErrNotExist) {
+			return Default(), nil
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, text)
+}
+
+// Parse parses config text; name is used as Config.Path and in errors.
+func Parse(name string, text []byte) (*Config, error) {
+	text, err := expandEnv(name, text)
+	if err != nil {
+		return nil, err
+	}
+	d := &decoder{file: name}
+	cfg, err := d.document(text)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Path = name
+	cfg.Warnings = d.warnings
+	return cfg, nil
+}

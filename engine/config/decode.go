@@ -1,0 +1,638 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// decoder walks the yaml.Node tree so every error can carry a line number.
+type decoder struct {
+	file     string
+	warnings []string
+}
+
+func (d *decoder) fail(n *yaml.Node, key, format string, args ...any) error {
+	return &Error{File: d.file, Line: n.Line, Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (d *decoder) warn(n *yaml.Node, key, format string, args ...any) {
+	d.warnings = append(d.warnings, d.fail(n, key, format, args...).Error())
+}
+
+// yamlLine pulls the line out of yaml.v3's syntax errors ("yaml: line 3: …").
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document decodes the whole file.
+func (d *decoder) document(text []byte) (*Config, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(text))
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
+		return nil, d.syntaxError(err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return nil, d.fail(&extra, "", "only one YAML document is allowed (remove the second ---)")
+	case err != io.EOF:
+		return nil, d.syntaxError(err)
+	}
+	cfg := &Config{Engine: defaultEngine()}
+	if len(doc.Content) == 0 {
+		// An empty file (or only comments) declares nothing.
+		cfg.Listeners = []Listener{defaultListener(DefaultListenerPort)}
+		return cfg, nil
+	}
+	root := deref(doc.Content[0])
+	top, err := d.mapping(root, "(top level)", "workers", "modules", "port", "engine")
+	if err != nil {
+		return nil, err
+	}
+	if n := top["engine"]; n != nil {
+		if cfg.Engine, err = d.engine(n, "engine"); err != nil {
+			return nil, err
+		}
+	}
+	b := &builder{d: d, cfg: cfg, seen: map[string]seenEntry{}}
+	// Declaration order is workers first, then modules, whatever the order
+	// of the two keys in the file.
+	for _, list := range []string{"workers", "modules"} {
+		if top[list] == nil {
+			continue
+		}
+		items, err := d.list(top[list], list)
+		if err != nil {
+			return nil, err
+		}
+		for i, item := range items {
+			if err := b.entry(item, fmt.Sprintf("%s[%d]", list, i)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	port := DefaultListenerPort
+	if n := top["port"]; n != nil {
+		if port, err = d.integer(n, "port", 1, 65535); err != nil {
+			return nil, err
+		}
+		if len(cfg.Listeners) > 0 {
+			d.warn(n, "port", "top-level port is deprecated and ignored because the file declares iii-worker-manager listeners")
+		} else {
+			d.warn(n, "port", "top-level port is deprecated; declare an iii-worker-manager entry with config.port instead")
+		}
+	}
+	if len(cfg.Listeners) == 0 {
+		cfg.Listeners = []Listener{defaultListener(port)}
+	}
+	return cfg, nil
+}
+
+// syntaxError turns a yaml.v3 parse error into an *Error with its line.
+func (d *decoder) syntaxError(err error) error {
+	e := &Error{File: d.file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = m[2]
+	}
+	return e
+}
+
+// Canonical worker names.
+const (
+	workerManager = "iii-worker-manager"
+	workerStream  = "iii-stream"
+	workerState   = "iii-state"
+	workerExec    = "iii-exec"
+)
+
+// workerNames maps every accepted `name:` to its canonical worker name.
+// Short names (stream, http, …) are [Go] aliases of the built-ins.
+var workerNames = map[string]string{
+	workerManager:          workerManager,
+	"iii-engine-functions": "iii-engine-functions",
+	workerStream:           workerStream,
+	"stream":               workerStream,
+	workerState:            workerState,
+	"state":                workerState,
+	workerExec:             workerExec,
+	"exec":                 workerExec,
+	"iii-http":             "iii-http",
+	"http":                 "iii-http",
+	"iii-pubsub":           "iii-pubsub",
+	"pubsub":               "iii-pubsub",
+	"iii-cron":             "iii-cron",
+	"cron":                 "iii-cron",
+	"iii-queue":            "iii-queue",
+	"queue":                "iii-queue",
+	"iii-observability":    "iii-observability",
+	"iii-http-functions":   "iii-http-functions",
+	"iii-bridge":           "iii-bridge",
+	"iii-telemetry":        "iii-telemetry",
+	"configuration":        "configuration",
+}
+
+// workerClasses maps the old style's `class:` to canonical worker names.
+var workerClasses = map[string]string{
+	"modules::worker::WorkerModule":                workerManager,
+	"modules::engine_fn::EngineFunctionsModule":    "iii-engine-functions",
+	"modules::stream::StreamModule":                workerStream,
+	"modules::state::StateModule":                  workerState,
+	"modules::shell::ExecModule":                   workerExec,
+	"modules::api::RestApiModule":                  "iii-http",
+	"modules::pubsub::PubSubModule":                "iii-pubsub",
+	"modules::cron::CronModule":                    "iii-cron",
+	"modules::queue::QueueModule":                  "iii-queue",
+	"modules::observability::OtelModule":           "iii-observability",
+	"modules::http_functions::HttpFunctionsModule": "iii-http-functions",
+	"modules::bridge_client::BridgeClientModule":   "iii-bridge",
+	"modules::telemetry::TelemetryModule":          "iii-telemetry",
+}
+
+// builder accumulates entries into the Config.
+type builder struct {
+	d    *decoder
+	cfg  *Config
+	seen map[string]seenEntry // canonical name → first entry
+}
+
+// seenEntry remembers how a worker was first spelled, to reject a built-in
+// listed together with its short alias (as upstream does) and duplicates of
+// modules we run once.
+type seenEntry struct {
+	spelling string
+	line     int
+}
+
+// entry decodes one item of `workers` or `modules`.
+func (b *builder) entry(n *yaml.Node, key string) error {
+	d := b.d
+	if n.Kind != yaml.MappingNode {
+		return d.fail(n, key, "expected a map with name: or class:, got %s", describe(n))
+	}
+	m, err := d.mapping(n, key)
+	if err != nil {
+		return err
+	}
+	for _, k := range sortedKeys(m) {
+		if k != "name" && k != "class" && k != "config" && k != "image" {
+			d.warn(m[k], key+"."+k, "unknown entry key ignored (expected name, class, config)")
+		}
+	}
+	nameN, classN := m["name"], m["class"]
+	var canon, spelling string
+	switch {
+	case nameN != nil && classN != nil:
+		return d.fail(classN, key, "has both name: and class:; use one")
+	case nameN != nil:
+		if spelling, err = d.str(nameN, key+".name"); err != nil {
+			return err
+		}
+		if canon = workerNames[spelling]; canon == "" {
+			return d.fail(nameN, key+".name", "unknown worker %q (external workers are not supported; built-ins: %s)", spelling, strings.Join(sortedKeys(workerNames), ", "))
+		}
+	case classN != nil:
+		if spelling, err = d.str(classN, key+".class"); err != nil {
+			return err
+		}
+		if canon = workerClasses[spelling]; canon == "" {
+			return d.fail(classN, key+".class", "unknown module class %q", spelling)
+		}
+		spelling = canon
+	default:
+		return d.fail(n, key, "needs name: (or the old style's class:)")
+	}
+	if img := m["image"]; img != nil {
+		return d.fail(img, key+".image", "image is only for external workers; %s is built in", canon)
+	}
+	if prev, ok := b.seen[canon]; ok {
+		short := func(s string) bool { return s != canon }
+		if short(prev.spelling) != short(spelling) {
+			return d.fail(n, key, "%s and %s (line %d) name the same worker; list it once", spelling, prev.spelling, prev.line)
+		}
+		if canon == workerStream || canon == workerState || canon == workerExec {
+			return d.fail(n, key, "%s is listed twice (first at line %d); only one is supported", canon, prev.line)
+		}
+	} else {
+		b.seen[canon] = seenEntry{spelling: spelling, line: n.Line}
+	}
+
+	conf := m["config"]
+	if conf == nil {
+		conf = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line}
+	}
+	ckey := key + ".config"
+	switch canon {
+	case workerManager:
+		l, err := d.listener(conf, ckey)
+		if err != nil {
+			return err
+		}
+		b.cfg.Listeners = append(b.cfg.Listeners, l)
+	case workerStream:
+		b.cfg.Stream, err = d.stream(conf, ckey)
+	case workerState:
+		b.cfg.State, err = d.state(conf, ckey)
+	case workerExec:
+		b.cfg.Exec, err = d.exec(conf, ckey)
+	default:
+		b.cfg.Ignored = append(b.cfg.Ignored, canon)
+		d.warn(n, key, "%s is not implemented by this engine; entry ignored", canon)
+	}
+	return err
+}
+
+// listener decodes an iii-worker-manager config block (strict).
+func (d *decoder) listener(n *yaml.Node, key string) (Listener, error) {
+	l := defaultListener(DefaultListenerPort)
+	m, err := d.mapping(n, key, "port", "host", "middleware_function_id", "rbac", "handshake_timeout_ms")
+	if err != nil {
+		return l, err
+	}
+	if v := m["port"]; v != nil {
+		if l.Port, err = d.integer(v, key+".port", 0, 65535); err != nil {
+			return l, err
+		}
+	}
+	if v := m["host"]; v != nil {
+		if l.Host, err = d.str(v, key+".host"); err != nil {
+			return l, err
+		}
+	}
+	if v := m["middleware_function_id"]; v != nil && !isNull(v) {
+		if l.MiddlewareFunctionID, err = d.str(v, key+".middleware_function_id"); err != nil {
+			return l, err
+		}
+	}
+	if v := m["handshake_timeout_ms"]; v != nil {
+		ms, err := d.integer(v, key+".handshake_timeout_ms", 1, 1<<31-1)
+		if err != nil {
+			return l, err
+		}
+		l.HandshakeTimeout = time.Duration(ms) * time.Millisecond
+	}
+	if v := m["rbac"]; v != nil {
+		if isNull(v) {
+			// Upstream reads `rbac:` with no value as no rbac at all.
+			d.warn(v, key+".rbac", "rbac is empty, so this listener is NOT gated (trusted)")
+		} else if l.RBAC, err = d.rbac(v, key+".rbac"); err != nil {
+			return l, err
+		}
+	}
+	return l, nil
+}
+
+// rbac decodes a listener's rbac block; unknown keys are ignored as upstream.
+func (d *decoder) rbac(n *yaml.Node, key string) (*RBAC, error) {
+	m, err := d.mapping(n, key)
+	if err != nil {
+		return nil, err
+	}
+	r := &RBAC{}
+	for _, f := range []struct {
+		k   string
+		dst *string
+	}{
+		{"auth_function_id", &r.AuthFunctionID},
+		{"on_function_registration_function_id", &r.OnFunctionRegistration},
+		{"on_trigger_registration_function_id", &r.OnTriggerRegistration},
+		{"on_trigger_type_registration_function_id", &r.OnTriggerTypeRegistration},
+	} {
+		if v := m[f.k]; v != nil && !isNull(v) {
+			if *f.dst, err = d.str(v, key+"."+f.k); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if v := m["expose_functions"]; v != nil {
+		items, err := d.list(v, key+".expose_functions")
+		if err != nil {
+			return nil, err
+		}
+		for i, item := range items {
+			rule, err := d.exposeRule(item, fmt.Sprintf("%s.expose_functions[%d]", key, i))
+			if err != nil {
+				return nil, err
+			}
+			r.Expose = append(r.Expose, rule)
+		}
+	}
+	return r, nil
+}
+
+// exposeRule decodes `match("…")` or a map with a non-empty `metadata` map
+// (other keys of that map are ignored, as upstream).
+func (d *decoder) exposeRule(n *yaml.Node, key string) (ExposeRule, error) {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		if g, ok := parseMatch(n.Value); ok {
+			return ExposeRule{Glob: g}, nil
+		}
+	}
+	if n.Kind != yaml.MappingNode {
+		return ExposeRule{}, d.fail(n, key, `expected match("glob") or a metadata map, got %s`, describe(n))
+	}
+	m, err := d.mapping(n, key)
+	if err != nil {
+		return ExposeRule{}, err
+	}
+	meta := m["metadata"]
+	if meta == nil || meta.Kind != yaml.MappingNode || len(meta.Content) == 0 {
+		at := n
+		if meta != nil {
+			at = meta
+		}
+		return ExposeRule{}, d.fail(at, key+".metadata", "a map item needs a non-empty metadata map")
+	}
+	fields, err := d.mapping(meta, key+".metadata")
+	if err != nil {
+		return ExposeRule{}, err
+	}
+	rule := ExposeRule{Metadata: make(map[string]MetaMatch, len(fields))}
+	for _, k := range sortedKeys(fields) {
+		v := fields[k]
+		if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" {
+			if g, ok := parseMatch(v.Value); ok {
+				rule.Metadata[k] = MetaMatch{Glob: g, IsGlob: true}
+				continue
+			}
+		}
+		val, err := d.jsonValue(v, key+".metadata."+k)
+		if err != nil {
+			return ExposeRule{}, err
+		}
+		rule.Metadata[k] = MetaMatch{Value: val}
+	}
+	return rule, nil
+}
+
+// stream decodes an iii-stream config block (strict).
+func (d *decoder) stream(n *yaml.Node, key string) (*Stream, error) {
+	s := &Stream{Host: DefaultHost, Port: DefaultStreamPort, StoreMethod: StoreInMemory}
+	m, err := d.mapping(n, key, "port", "host", "auth_function", "adapter")
+	if err != nil {
+		return nil, err
+	}
+	if v := m["port"]; v != nil {
+		if s.Port, err = d.integer(v, key+".port", 0, 65535); err != nil {
+			return nil, err
+		}
+	}
+	if v := m["host"]; v != nil {
+		if s.Host, err = d.str(v, key+".host"); err != nil {
+			return nil, err
+		}
+	}
+	if v := m["auth_function"]; v != nil && !isNull(v) {
+		if s.AuthFunction, err = d.str(v, key+".auth_function"); err != nil {
+			return nil, err
+		}
+	}
+	if v := m["adapter"]; v != nil {
+		if s.StoreMethod, s.FilePath, err = d.kvAdapter(v, key+".adapter", "stream"); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// state decodes an iii-state config block (strict).
+func (d *decoder) state(n *yaml.Node, key string) (*State, error) {
+	s := &State{StoreMethod: StoreInMemory, TriggersEnabled: true}
+	m, err := d.mapping(n, key, "adapter", "triggers_enabled", "max_value_bytes", "save_interval_ms")
+	if err != nil {
+		return nil, err
+	}
+	if v := m["adapter"]; v != nil {
+		if s.StoreMethod, s.FilePath, err = d.kvAdapter(v, key+".adapter", "state"); err != nil {
+			return nil, err
+		}
+	}
+	if v := m["triggers_enabled"]; v != nil {
+		if s.TriggersEnabled, err = d.boolean(v, key+".triggers_enabled"); err != nil {
+			return nil, err
+		}
+	}
+	if v := m["max_value_bytes"]; v != nil && !isNull(v) {
+		if s.MaxValueBytes, err = d.integer(v, key+".max_value_bytes", 1, maxInt); err != nil {
+			return nil, err
+		}
+	}
+	if v := m["save_interval_ms"]; v != nil {
+		// Accepted for upstream compatibility; the log decides persistence.
+		if _, err = d.integer(v, key+".save_interval_ms", 0, maxInt); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// kvAdapter decodes `adapter: {name|class, config}` for the stream or state
+// module. Only the kv adapter exists here; redis and bridge are refused.
+func (d *decoder) kvAdapter(n *yaml.Node, key, module string) (method, path string, err error) {
+	method = StoreInMemory
+	m, err := d.mapping(n, key, "name", "class", "config")
+	if err != nil {
+		return "", "", err
+	}
+	var name string
+	switch nameN, classN := m["name"], m["class"]; {
+	case nameN != nil && classN != nil:
+		return "", "", d.fail(classN, key, "has both name: and class:; use one")
+	case nameN != nil:
+		if name, err = d.str(nameN, key+".name"); err != nil {
+			return "", "", err
+		}
+	case classN != nil:
+		class, err := d.str(classN, key+".class")
+		if err != nil {
+			return "", "", err
+		}
+		prefix := "modules::" + module + "::adapters::"
+		switch class {
+		case prefix + "KvStore":
+			name = "kv"
+		case prefix + "RedisAdapter":
+			name = "redis"
+		case prefix + "Bridge":
+			name = "bridge"
+		default:
+			return "", "", d.fail(classN, key+".class", "unknown %s adapter class %q (expected %sKvStore)", module, class, prefix)
+		}
+	default:
+		return "", "", d.fail(n, key, "needs name: kv (or the old style's class:)")
+	}
+	switch name {
+	case "kv":
+	case "redis", "bridge":
+		return "", "", d.fail(n, key, "the %s adapter is not supported by this engine; use kv (store_method file_based or in_memory)", name)
+	default:
+		return "", "", d.fail(n, key, "unknown %s adapter %q (expected kv)", module, name)
+	}
+	conf := m["config"]
+	if conf == nil {
+		return method, "", nil
+	}
+	allowed := []string{"store_method", "file_path", "save_interval_ms"}
+	if module == "stream" {
+		allowed = append(allowed, "channel_size")
+	}
+	ckey := key + ".config"
+	c, err := d.mapping(conf, ckey, allowed...)
+	if err != nil {
+		return "", "", err
+	}
+	if v := c["store_method"]; v != nil {
+		if method, err = d.str(v, ckey+".store_method"); err != nil {
+			return "", "", err
+		}
+		if method != StoreFileBased && method != StoreInMemory {
+			return "", "", d.fail(v, ckey+".store_method", "expected file_based or in_memory, got %q", method)
+		}
+	}
+	if v := c["file_path"]; v != nil && !isNull(v) {
+		if path, err = d.str(v, ckey+".file_path"); err != nil {
+			return "", "", err
+		}
+	}
+	// Accepted for upstream compatibility; the log decides persistence and
+	// buffering.
+	for _, k := range []string{"save_interval_ms", "channel_size"} {
+		if v := c[k]; v != nil {
+			if _, err := d.integer(v, ckey+"."+k, 0, maxInt); err != nil {
+				return "", "", err
+			}
+		}
+	}
+	return method, path, nil
+}
+
+// exec decodes an iii-exec config block (strict); `exec` is required.
+func (d *decoder) exec(n *yaml.Node, key string) (*Exec, error) {
+	if isNull(n) {
+		return nil, d.fail(n, key, "iii-exec needs config.exec (a list of command lines)")
+	}
+	m, err := d.mapping(n, key, "exec", "watch")
+	if err != nil {
+		return nil, err
+	}
+	x := &Exec{}
+	if v := m["exec"]; v != nil {
+		if x.Commands, err = d.lines(v, key+".exec"); err != nil {
+			return nil, err
+		}
+	}
+	if len(x.Commands) == 0 {
+		return nil, d.fail(n, key+".exec", "iii-exec needs config.exec (a list of command lines)")
+	}
+	if v := m["watch"]; v != nil {
+		if x.Watch, err = d.lines(v, key+".watch"); err != nil {
+			return nil, err
+		}
+	}
+	return x, nil
+}
+
+// lines decodes a list of non-empty scalars as text (a command line such as
+// `true` stays the string "true").
+func (d *decoder) lines(n *yaml.Node, key string) ([]string, error) {
+	items, err := d.list(n, key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(items))
+	for i, it := range items {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		if it.Kind != yaml.ScalarNode || isNull(it) {
+			return nil, d.fail(it, k, "expected a string, got %s", describe(it))
+		}
+		if strings.TrimSpace(it.Value) == "" {
+			return nil, d.fail(it, k, "must not be empty")
+		}
+		out = append(out, it.Value)
+	}
+	return out, nil
+}
+
+// engine decodes our own `engine:` block (strict).
+func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
+	e := defaultEngine()
+	m, err := d.mapping(n, key, "sync", "sync_interval_ms", "call_timeout_ms", "max_message_bytes",
+		"send_queue_frames", "send_queue_bytes", "ping_after_ms", "idle_timeout_ms",
+		"snapshot_every", "retain_bytes", "retain_age")
+	if err != nil {
+		return e, err
+	}
+	if v := m["sync"]; v != nil {
+		if e.Sync, err = d.str(v, key+".sync"); err != nil {
+			return e, err
+		}
+		if e.Sync != "always" && e.Sync != "interval" && e.Sync != "never" {
+			return e, d.fail(v, key+".sync", "expected always, interval or never, got %q", e.Sync)
+		}
+	}
+	ints := []struct {
+		k   string
+		dst *int
+	}{
+		{"sync_interval_ms", &e.SyncIntervalMS},
+		{"max_message_bytes", &e.MaxMessageBytes},
+		{"send_queue_frames", &e.SendQueueFrames},
+		{"send_queue_bytes", &e.SendQueueBytes},
+	}
+	for _, f := range ints {
+		if v := m[f.k]; v != nil {
+			if *f.dst, err = d.integer(v, key+"."+f.k, 1, maxInt); err != nil {
+				return e, err
+			}
+		}
+	}
+	durs := []struct {
+		k   string
+		dst *time.Duration
+	}{
+		{"call_timeout_ms", &e.CallTimeout},
+		{"ping_after_ms", &e.PingAfter},
+		{"idle_timeout_ms", &e.IdleTimeout},
+	}
+	for _, f := range durs {
+		if v := m[f.k]; v != nil {
+			ms, err := d.integer(v, key+"."+f.k, 1, maxInt)
+			if err != nil {
+				return e, err
+			}
+			*f.dst = time.Duration(ms) * time.Millisecond
+		}
+	}
+	if e.PingAfter >= e.IdleTimeout {
+		return e, d.fail(n, key, "ping_after_ms (%d) must be less than idle_timeout_ms (%d)", e.PingAfter.Milliseconds(), e.IdleTimeout.Milliseconds())
+	}
+	if v := m["snapshot_every"]; v != nil {
+		i, err := d.integer(v, key+".snapshot_every", 0, maxInt)
+		if err != nil {
+			return e, err
+		}
+		e.SnapshotEvery = uint64(i)
+	}
+	if v := m["retain_bytes"]; v != nil {
+		i, err := d.integer(v, key+".retain_bytes", 0, maxInt)
+		if err != nil {
+			return e, err
+		}
+		e.RetainBytes = int64(i)
+	}
+	if v := m["retain_age"]; v != nil {
+		s, err := d.str(v, key+".retain_age")
+		if err == nil {
+			e.RetainAge, err = time.ParseDuration(s)
+		}
+		if err != nil || e.RetainAge < 0 {
+			return e, d.fail(v, key+".retain_age", "expected a duration such as 168h, got %s", describe(v))
+		}
+	}
+	return e, nil
+}
