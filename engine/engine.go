@@ -1,0 +1,234 @@
+// Package engine is the iii router: it accepts worker connections, routes
+// invocations between them, runs the built-in modules (streams, state,
+// engine::* functions) and turns every state change into a log record.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/iii-go/iii/engine/config"
+	"github.com/iii-go/iii/engine/exec"
+	"github.com/iii-go/iii/log"
+	"github.com/iii-go/iii/wire"
+)
+
+// Version is the engine version reported by `iii --version` and engine.started.
+var Version = "0.22.1-go.0"
+
+// Options are the parts of the engine's set-up that do not come from the
+// config file.
+type Options struct {
+	DataDir string // where data lives when the config names no path; default ./data
+	Logger  *slog.Logger
+}
+
+// Engine is one running iii engine.
+type Engine struct {
+	cfg     *config.Config
+	logger  *slog.Logger
+	log     *log.Log
+	st      *store
+	started time.Time
+
+	builtins     map[string]*builtin // engine-provided functions by id
+	builtinTypes map[string]string   // engine-provided trigger types → module name
+
+	mu       sync.RWMutex
+	sessions map[string]*session // live worker connections by worker id
+
+	fan     *fanout
+	streams *streamPort
+	servers []*wire.Server
+	exec    *exec.Runner
+}
+
+// New opens the log (replaying it into the projections), registers the
+// built-in functions and binds every listener. Any failure is returned with
+// enough context to act on (e.g. the address that could not be bound).
+func New(cfg *config.Config, opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = "data"
+	}
+	e := &Engine{
+		cfg:          cfg,
+		logger:       opts.Logger,
+		st:           newStore(),
+		started:      time.Now(),
+		builtins:     map[string]*builtin{},
+		builtinTypes: map[string]string{},
+		sessions:     map[string]*session{},
+	}
+	e.fan = newFanout(e)
+	e.registerBuiltins()
+
+	dir, inMemory := logLocation(cfg, opts.DataDir)
+	sync, err := log.ParseSyncPolicy(cfg.Engine.Sync)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	l, err := log.Open(dir, e.st, log.Options{
+		Sync:          sync,
+		SyncInterval:  time.Duration(cfg.Engine.SyncIntervalMS) * time.Millisecond,
+		InMemory:      inMemory,
+		SnapshotEvery: cfg.Engine.SnapshotEvery,
+		RetainBytes:   cfg.Engine.RetainBytes,
+		RetainAge:     cfg.Engine.RetainAge,
+		Logger:        e.logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: open log in %s: %w", dir, err)
+	}
+	e.log = l
+	if inMemory {
+		e.logger.Info("log kept in memory", "reason", "store_method in_memory")
+	} else {
+		e.logger.Info("log opened", "dir", dir, "first_index", l.FirstIndex(), "last_index", l.LastIndex(), "sync", cfg.Engine.Sync)
+	}
+
+	// History is replayed; from here on every applied change is delivered.
+	e.st.changed = e.fan.deliver
+	if err := e.announceStart(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := e.listen(); err != nil {
+		e.closeServers()
+		l.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// logLocation decides where the log lives: at the stream module's file_path
+// when the config names one (the seed's ./data/stream_store), otherwise under
+// the data directory; in memory when every configured store is in_memory.
+func logLocation(cfg *config.Config, dataDir string) (dir string, inMemory bool) {
+	dir = filepath.Join(dataDir, "log")
+	anyStore, anyDisk := false, false
+	if s := cfg.Stream; s != nil {
+		anyStore = true
+		if s.StoreMethod != "in_memory" {
+			anyDisk = true
+			if s.FilePath != "" {
+				dir = s.FilePath
+			}
+		}
+	}
+	if s := cfg.State; s != nil {
+		anyStore = true
+		if s.StoreMethod != "in_memory" {
+			anyDisk = true
+		}
+	}
+	return dir, anyStore && !anyDisk
+}
+
+// announceStart appends engine.started (which ends every connection of the
+// previous run in the registry) followed by the engine's own functions and
+// trigger types, as one group commit.
+func (e *Engine) announceStart() error {
+	recs := []*log.Record{{Kind: log.KindEngineStarted, Value: []byte(`{"version":` + strconv.Quote(Version) + `}`)}}
+	for _, id := range sortedKeys(e.builtins) {
+		b := e.builtins[id]
+		recs = append(recs, &log.Record{Kind: log.KindFunctionRegistered, Worker: log.EngineWorker, Function: id, Value: b.registration()})
+	}
+	for _, id := range sortedKeys(e.builtinTypes) {
+		recs = append(recs, &log.Record{Kind: log.KindTriggerTypeRegistered, Worker: log.EngineWorker, TriggerType: id,
+			Value: []byte(`{"description":` + strconv.Quote(e.builtinTypes[id]+" trigger type") + `}`)})
+	}
+	if _, err := e.log.AppendBatch(recs); err != nil {
+		return fmt.Errorf("engine: record start: %w", err)
+	}
+	return nil
+}
+
+// listen binds every configured listener; a port that cannot be bound is
+// fatal and the error names the address.
+func (e *Engine) listen() error {
+	wopts := wire.Options{
+		MaxMessageBytes: e.cfg.Engine.MaxMessageBytes,
+		SendQueueFrames: e.cfg.Engine.SendQueueFrames,
+		SendQueueBytes:  e.cfg.Engine.SendQueueBytes,
+		PingAfter:       e.cfg.Engine.PingAfter,
+		IdleTimeout:     e.cfg.Engine.IdleTimeout,
+		Telemetry:       true,
+		Logger:          e.logger,
+	}
+	for i := range e.cfg.Listeners {
+		lc := &e.cfg.Listeners[i]
+		o := wopts
+		o.HandshakeTimeout = lc.HandshakeTimeout
+		addr := net.JoinHostPort(lc.Host, strconv.Itoa(lc.Port))
+		srv, err := wire.Listen(addr, &listener{e: e, cfg: lc}, o)
+		if err != nil {
+			return fmt.Errorf("worker listener %s: %w", addr, err)
+		}
+		e.servers = append(e.servers, srv)
+		e.logger.Info("worker listener bound", "addr", srv.Addr().String(), "rbac", lc.RBAC != nil)
+	}
+	if s := e.cfg.Stream; s != nil {
+		o := wopts
+		o.Telemetry = false
+		addr := net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+		e.streams = newStreamPort(e)
+		srv, err := wire.Listen(addr, e.streams, o)
+		if err != nil {
+			return fmt.Errorf("stream listener %s: %w", addr, err)
+		}
+		e.servers = append(e.servers, srv)
+		e.logger.Info("stream listener bound", "addr", srv.Addr().String())
+	}
+	return nil
+}
+
+// StartExec starts the exec module, if configured. It runs after every
+// listener is bound so the commands it starts can connect at once.
+func (e *Engine) StartExec() {
+	x := e.cfg.Exec
+	if x == nil || len(x.Commands) == 0 {
+		return
+	}
+	url := ""
+	if len(e.cfg.Listeners) > 0 {
+		url = "ws://127.0.0.1:" + strconv.Itoa(e.cfg.Listeners[0].Port)
+	}
+	e.exec = exec.Start(exec.Config{Commands: x.Commands, Watch: x.Watch, URL: url}, nil, nil, e.logger)
+}
+
+// Shutdown stops the exec module, closes every connection and listener,
+// and closes the log after the last write is durable.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	var errs []error
+	if e.exec != nil {
+		errs = append(errs, e.exec.Stop(ctx))
+	}
+	e.closeServers()
+	e.fan.stop()
+	errs = append(errs, e.log.Close())
+	return errors.Join(errs...)
+}
+
+func (e *Engine) closeServers() {
+	for _, s := range e.servers {
+		s.Close()
+	}
+}
+
+// session returns the live session with that worker id, or nil.
+func (e *Engine) session(workerID string) *session {
+	e.mu.RLock()
+	s := e.sessions[workerID]
+	e.mu.RUnlock()
+	return s
+}

@@ -1,0 +1,299 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/iii-go/iii/wire"
+)
+
+// Error codes the engine itself produces (spec README, "Error codes").
+const (
+	codeInvalidMessage     = "invalid_message"
+	codeInvalidArgument    = "invalid_argument"
+	codeFunctionNotFound   = "function_not_found"
+	codeForbidden          = "FORBIDDEN"
+	codeAuthError          = "AUTH_ERROR"
+	codeTimeout            = "timeout"
+	codeInvocationStopped  = "invocation_stopped"
+	codeEnqueueError       = "enqueue_error"
+	codeDeserialization    = "deserialization_error"
+	codeNotFound           = "NOT_FOUND"
+	codeInvalidArguments   = "INVALID_ARGUMENTS"
+	codeTriggerRegFailed   = "trigger_registration_failed"
+	codeUnregisterFailed   = "unregister_failed"
+	codeInternal           = "internal_error"
+	codeChannelSendFailed  = "channel_send_failed"
+	codeInvocationFailed   = "invocation_failed"
+	codeTriggerTypeMissing = "trigger_type_not_found"
+)
+
+// callError is an ErrorBody the engine writes itself.
+type callError struct {
+	Code    string
+	Message string
+}
+
+func (e *callError) body() json.RawMessage { return wire.AppendErrorBody(nil, e.Code, e.Message) }
+
+// callOutcome is how a call ended: a result (possibly absent), an error body
+// relayed verbatim from a worker, or an error the engine made.
+type callOutcome struct {
+	result    json.RawMessage
+	hasResult bool
+	errRaw    json.RawMessage
+	err       *callError
+}
+
+func (o callOutcome) failed() bool { return o.err != nil || o.errRaw != nil }
+
+// errorBody returns the outcome's ErrorBody JSON, or nil on success.
+func (o callOutcome) errorBody() json.RawMessage {
+	if o.err != nil {
+		return o.err.body()
+	}
+	return o.errRaw
+}
+
+// errorMessage returns a readable description of a failed outcome.
+func (o callOutcome) errorMessage() string {
+	if o.err != nil {
+		return o.err.Message
+	}
+	var b struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(o.errRaw, &b) == nil && b.Message != "" {
+		return b.Message
+	}
+	return string(o.errRaw)
+}
+
+func resultOf(raw json.RawMessage) callOutcome { return callOutcome{result: raw, hasResult: true} }
+
+func failure(code, msg string) callOutcome { return callOutcome{err: &callError{Code: code, Message: msg}} }
+
+// call is one invocation in flight on a worker connection, seen from the
+// engine: who to answer when the worker replies.
+type call struct {
+	caller       *session         // connection that asked; nil for engine-originated calls
+	callerID     string           // the caller's invocation id, echoed byte for byte
+	callerFn     string           // the function id as the caller named it
+	traceparent  string           // echoed on the reply
+	baggage      string           // echoed on the reply
+	done         chan callOutcome // engine-originated calls wait here (buffered)
+	quietFailure bool             // trigger firings: failures are only logged at debug
+}
+
+// finish delivers the outcome to whoever is waiting. legID is the id the
+// executing worker used, for logs.
+func (c *call) finish(o callOutcome, legID string) {
+	switch {
+	case c.done != nil:
+		c.done <- o
+	case c.caller != nil:
+		c.caller.reply(c.callerID, c.callerFn, o, c.traceparent, c.baggage)
+	}
+}
+
+// reply sends an invocationresult for one of this connection's calls.
+func (s *session) reply(invocationID, functionID string, o callOutcome, traceparent, baggage string) {
+	r := wire.Result{
+		InvocationID: invocationID,
+		FunctionID:   functionID,
+		Result:       o.result,
+		HasResult:    o.hasResult,
+		Error:        o.errorBody(),
+		Traceparent:  traceparent,
+		Baggage:      baggage,
+	}
+	s.send(wire.AppendInvocationResult(nil, &r))
+}
+
+// target is where a function id leads: an engine built-in or a worker.
+type target struct {
+	builtin *builtin
+	owner   *session
+	id      string
+}
+
+// lookup resolves a function id against the registry projection.
+func (e *Engine) lookup(functionID string) (target, bool) {
+	e.st.mu.RLock()
+	f, ok := e.st.registry.Function(functionID)
+	e.st.mu.RUnlock()
+	if !ok {
+		return target{}, false
+	}
+	if b := e.builtins[functionID]; b != nil && f.Worker == engineWorker {
+		return target{builtin: b, id: functionID}, true
+	}
+	owner := e.session(f.Worker)
+	if owner == nil {
+		return target{}, false
+	}
+	return target{owner: owner, id: functionID}, true
+}
+
+// invoke routes an invokefunction frame from a worker (wire-protocol §3.4).
+func (s *session) invoke(m *wire.Message) {
+	e := s.e
+	fid := m.FunctionID
+	wantsReply := m.HasInvocationID && m.Action != wire.ActionVoid
+	replyID := m.InvocationID
+	if !m.HasInvocationID {
+		replyID = newUUID() // refusals are sent even for void calls, under a fresh id
+	}
+	if deny := s.denyInvoke(fid); deny != nil {
+		s.reply(replyID, fid, callOutcome{err: deny}, m.Traceparent, m.Baggage)
+		return
+	}
+	if mw := s.lis.cfg.MiddlewareFunctionID; mw != "" && !isEngineFunction(fid) {
+		s.viaMiddleware(mw, m, replyID)
+		return
+	}
+	if m.Action == wire.ActionEnqueue {
+		s.reply(replyID, fid, failure(codeEnqueueError, "No queue provider is installed. Add the iii-queue module to use action enqueue."), m.Traceparent, m.Baggage)
+		return
+	}
+	t, ok := e.lookup(fid)
+	if !ok {
+		s.reply(replyID, fid, failure(codeFunctionNotFound, "Function "+fid+" not found"), m.Traceparent, m.Baggage)
+		return
+	}
+	if t.builtin != nil {
+		s.invokeBuiltin(t.builtin, m, wantsReply)
+		return
+	}
+	data := m.Data
+	if isObject(data) {
+		data = wire.AppendWithField(nil, data, "_caller_worker_id", s.id)
+	}
+	c := &call{callerID: m.InvocationID, callerFn: fid, traceparent: m.Traceparent, baggage: m.Baggage}
+	if wantsReply {
+		c.caller = s
+	} else {
+		c.quietFailure = true
+	}
+	legID, ok := t.owner.track(m.InvocationID, c)
+	if !ok {
+		s.reply(replyID, fid, failure(codeInvocationStopped, "Invocation stopped"), m.Traceparent, m.Baggage)
+		return
+	}
+	t.owner.send(wire.AppendInvokeFunction(nil, &wire.Invoke{
+		InvocationID: legID,
+		FunctionID:   t.owner.localID(fid),
+		Data:         data,
+		Metadata:     m.Metadata,
+		Traceparent:  m.Traceparent,
+		Baggage:      m.Baggage,
+	}))
+}
+
+// invokeBuiltin runs an engine function for a worker. Functions that may
+// wait (log appends, calls into workers) run on their own goroutine so one
+// connection can keep many in flight; cheap reads run inline.
+func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
+	in := builtinCall{e: s.e, caller: s, data: m.Data, metadata: m.Metadata}
+	id, fid, tp, bg := m.InvocationID, m.FunctionID, m.Traceparent, m.Baggage
+	run := func(in builtinCall) {
+		o := b.fn(&in)
+		if wantsReply {
+			s.reply(id, fid, o, tp, bg)
+		} else if o.failed() {
+			s.e.logger.Debug("void call failed", "function_id", fid, "err", o.errorMessage())
+		}
+	}
+	if b.inline {
+		run(in)
+		return
+	}
+	// The decode buffer is reused by the next frame: keep private copies.
+	in.data = bytes.Clone(in.data)
+	in.metadata = bytes.Clone(in.metadata)
+	go run(in)
+}
+
+// result applies an invocationresult from a worker: the call it answers is
+// finished; results for calls nobody waits for any more are dropped quietly.
+func (s *session) result(m *wire.Message) {
+	c := s.untrack(m.InvocationID)
+	if c == nil {
+		return
+	}
+	o := callOutcome{}
+	if m.Error != nil && !isNull(m.Error) {
+		o.errRaw = bytes.Clone(m.Error)
+	} else if m.Result != nil && !isNull(m.Result) {
+		// A worker's "result": null reaches the caller as an absent result.
+		o.result = bytes.Clone(m.Result)
+		o.hasResult = true
+	}
+	if c.quietFailure && o.failed() {
+		s.e.logger.Debug("call failed", "worker_id", s.id, "err", o.errorMessage())
+	}
+	c.finish(o, m.InvocationID)
+}
+
+// call invokes a function on behalf of the engine itself (auth, hooks,
+// middleware, condition functions, custom stream implementations) and waits
+// for the outcome, at most the engine call timeout.
+func (e *Engine) call(functionID string, data, metadata json.RawMessage) callOutcome {
+	t, ok := e.lookup(functionID)
+	if !ok {
+		return failure(codeFunctionNotFound, "Function "+functionID+" not found")
+	}
+	if t.builtin != nil {
+		return t.builtin.fn(&builtinCall{e: e, data: data, metadata: metadata})
+	}
+	c := &call{done: make(chan callOutcome, 1)}
+	legID, ok := t.owner.track("", c)
+	if !ok {
+		return failure(codeInvocationStopped, "Invocation stopped")
+	}
+	t.owner.send(wire.AppendInvokeFunction(nil, &wire.Invoke{
+		InvocationID: legID,
+		FunctionID:   t.owner.localID(functionID),
+		Data:         data,
+		Metadata:     metadata,
+	}))
+	timeout := e.cfg.Engine.CallTimeout
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case o := <-c.done:
+		return o
+	case <-timer.C:
+		if t.owner.untrack(legID) == nil {
+			return <-c.done // the answer raced the timer
+		}
+		return failure(codeTimeout, functionID+" did not answer within "+formatMillis(timeout))
+	}
+}
+
+func formatMillis(d time.Duration) string {
+	return itoa(d.Milliseconds()) + " ms"
+}
+
+func isEngineFunction(id string) bool { return len(id) >= 8 && id[:8] == "engine::" }
+
+// isObject reports whether raw JSON is an object.
+func isObject(raw json.RawMessage) bool {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// isNull reports whether raw JSON is the literal null.
+func isNull(raw json.RawMessage) bool {
+	return string(bytes.TrimSpace(raw)) == "null"
+}

@@ -1,0 +1,333 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+
+	"github.com/iii-go/iii/log"
+	"github.com/iii-go/iii/projections"
+	"github.com/iii-go/iii/wire"
+)
+
+const engineWorker = log.EngineWorker
+
+// handle applies one decoded frame. Registrations are applied inline, in
+// arrival order, so a function exists before the trigger or call that names it.
+func (s *session) handle(m *wire.Message) {
+	switch m.Type {
+	case wire.TypeInvokeFunction:
+		s.invoke(m)
+	case wire.TypeInvocationResult:
+		s.result(m)
+	case wire.TypeRegisterFunction:
+		s.registerFunction(m)
+	case wire.TypeUnregisterFunction:
+		s.unregisterFunction(m)
+	case wire.TypeRegisterTrigger:
+		s.registerTrigger(m)
+	case wire.TypeUnregisterTrigger:
+		s.unregisterTrigger(m)
+	case wire.TypeRegisterTriggerType:
+		s.registerTriggerType(m)
+	case wire.TypeUnregisterTriggerType:
+		s.unregisterTriggerType(m)
+	case wire.TypeTriggerRegistrationResult:
+		s.providerResult(m)
+	case wire.TypeReattach:
+		s.reattach(m)
+	case wire.TypePing:
+		s.send(wire.AppendPong(nil))
+	case wire.TypeRegisterService, wire.TypePong:
+		// Services only group functions for display; pongs need no answer.
+	default:
+		s.sendError(codeInvalidMessage, "message type "+strconv.Quote(m.Type.String())+" is not accepted from a client")
+	}
+}
+
+// badFrame answers a frame that did not decode, in the frame the client
+// will connect to its request (spec README, "Error codes").
+func (s *session) badFrame(err error) {
+	var de *wire.DecodeError
+	if !errors.As(err, &de) {
+		s.sendError(codeInvalidMessage, err.Error())
+		return
+	}
+	body := wire.AppendErrorBody(nil, de.Code, de.Message)
+	switch {
+	case de.Type == wire.TypeInvokeFunction && de.HasInvocationID:
+		s.send(wire.AppendInvocationResult(nil, &wire.Result{InvocationID: de.InvocationID, FunctionID: s.msg.FunctionID, Error: body}))
+	case de.Type == wire.TypeRegisterTrigger && de.HasID:
+		s.send(wire.AppendTriggerRegistrationResult(nil, de.ID, s.msg.TriggerType, s.msg.FunctionID, body))
+	default:
+		s.send(wire.AppendErrorFrame(nil, de.Code, de.Message))
+	}
+}
+
+func (s *session) sendError(code, msg string) {
+	s.send(wire.AppendErrorFrame(nil, code, msg))
+}
+
+// append writes one record; a log failure is reported to the client (the
+// fact was not accepted) and logged.
+func (s *session) append(rec *log.Record) (applied, bool) {
+	res, err := s.e.log.Append(rec)
+	if err != nil {
+		s.e.logger.Error("log append failed", "kind", rec.Kind.String(), "worker_id", s.id, "err", err)
+		s.sendError(codeInternal, rec.Kind.String()+" was not recorded: "+err.Error())
+		return applied{}, false
+	}
+	return res.(applied), true
+}
+
+func (s *session) registerFunction(m *wire.Message) {
+	e := s.e
+	id, desc, meta := m.ID, m.Description, json.RawMessage(bytes.Clone(m.Metadata))
+	if s.grants != nil {
+		var deny *callError
+		id, desc, meta, deny = s.gateFunctionRegistration(id, desc, meta)
+		if deny != nil {
+			e.logger.Info("function registration refused", "worker_id", s.id, "function_id", m.ID, "reason", deny.Message)
+			s.sendError(deny.Code, deny.Message)
+			return
+		}
+	}
+	full := s.qualify(id)
+	e.st.mu.RLock()
+	prev, exists := e.st.registry.Function(full)
+	e.st.mu.RUnlock()
+	if exists && prev.Worker != s.id {
+		switch {
+		case prev.Worker == engineWorker:
+			s.sendError(codeForbidden, "registerfunction "+strconv.Quote(full)+": id belongs to a function the engine provides")
+			return
+		case s.grants != nil:
+			// Decision 4: an untrusted session never takes over another connection's function.
+			s.sendError(codeForbidden, "registerfunction "+strconv.Quote(full)+": id is owned by another connection")
+			return
+		default:
+			e.logger.Warn("function taken over by a newer registration", "function_id", full, "from", prev.Worker, "to", s.id)
+		}
+	}
+	var v bytes.Buffer
+	v.WriteString(`{"description":`)
+	v.Write(wire.AppendString(nil, desc))
+	writeRawField(&v, "metadata", meta)
+	writeRawField(&v, "request_format", m.RequestFormat)
+	writeRawField(&v, "response_format", m.ResponseFormat)
+	writeRawField(&v, "invocation", m.Invocation)
+	v.WriteByte('}')
+	if _, ok := s.append(&log.Record{Kind: log.KindFunctionRegistered, Worker: s.id, Function: full, Value: v.Bytes()}); ok {
+		e.fan.functionsChanged()
+	}
+}
+
+func writeRawField(b *bytes.Buffer, key string, raw json.RawMessage) {
+	if raw == nil || isNull(raw) {
+		return
+	}
+	b.WriteString(`,"` + key + `":`)
+	b.Write(raw)
+}
+
+func (s *session) unregisterFunction(m *wire.Message) {
+	e := s.e
+	full := s.qualify(m.ID)
+	e.st.mu.RLock()
+	f, ok := e.st.registry.Function(full)
+	e.st.mu.RUnlock()
+	if !ok || f.Worker != s.id {
+		return // only the owner can remove it; anything else is a silent no-op
+	}
+	if _, ok := s.append(&log.Record{Kind: log.KindFunctionUnregistered, Worker: s.id, Function: full}); ok {
+		e.fan.functionsChanged()
+	}
+}
+
+// triggerRefused answers a registertrigger with a failure result.
+func (s *session) triggerRefused(m *wire.Message, functionID, code, msg string) {
+	s.send(wire.AppendTriggerRegistrationResult(nil, m.ID, m.TriggerType, functionID, wire.AppendErrorBody(nil, code, msg)))
+}
+
+func (s *session) registerTrigger(m *wire.Message) {
+	e := s.e
+	tr := triggerSpec{id: m.ID, typ: m.TriggerType, function: m.FunctionID, config: bytes.Clone(m.Config), metadata: bytes.Clone(m.Metadata)}
+	if s.grants != nil {
+		if deny := s.gateTriggerRegistration(&tr); deny != nil {
+			s.triggerRefused(m, s.qualify(m.FunctionID), deny.Code, deny.Message)
+			return
+		}
+	}
+	tr.function = s.qualify(tr.function)
+	e.st.mu.RLock()
+	prev, exists := e.st.registry.Trigger(tr.id)
+	e.st.mu.RUnlock()
+	if exists && prev.Worker != s.id && s.grants != nil {
+		// Decision 10: an untrusted session's trigger ids are its own.
+		s.triggerRefused(m, tr.function, codeForbidden, "registertrigger "+strconv.Quote(tr.id)+": id is owned by another connection")
+		return
+	}
+	if msg := e.validateTriggerConfig(tr.typ, tr.config); msg != "" {
+		s.triggerRefused(m, tr.function, codeTriggerRegFailed, msg)
+		return
+	}
+	if _, ok := s.append(&log.Record{Kind: log.KindTriggerRegistered, Worker: s.id, Trigger: tr.id, TriggerType: tr.typ, Function: tr.function, Value: tr.config, Meta: tr.metadata}); !ok {
+		return
+	}
+	e.forwardTrigger(tr.typ, tr.id, tr.function, tr.config, tr.metadata)
+}
+
+// triggerSpec is a trigger registration on its way in, after RBAC hooks may
+// have rewritten it.
+type triggerSpec struct {
+	id, typ, function string
+	config, metadata  json.RawMessage
+}
+
+// validateTriggerConfig checks the config of a trigger type the engine
+// provides; it returns the refusal message, or "" when the config is usable.
+func (e *Engine) validateTriggerConfig(typ string, config json.RawMessage) string {
+	var err error
+	switch typ {
+	case "stream":
+		_, err = projections.ParseStreamTriggerConfig(config)
+	case "state":
+		_, err = projections.ParseStateTriggerConfig(config)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// forwardTrigger tells a worker that provides a trigger type about a new
+// trigger of that type. Without a provider the trigger simply waits
+// (pending) until one registers the type.
+func (e *Engine) forwardTrigger(typ, id, function string, config, metadata json.RawMessage) {
+	p := e.provider(typ)
+	if p == nil {
+		return
+	}
+	p.send(wire.AppendRegisterTrigger(nil, id, typ, function, config, metadata))
+}
+
+// provider returns the live worker that provides a trigger type, or nil for
+// engine-provided and unprovided types.
+func (e *Engine) provider(typ string) *session {
+	e.st.mu.RLock()
+	tt, ok := e.st.registry.TriggerType(typ)
+	e.st.mu.RUnlock()
+	if !ok || tt.Worker == engineWorker {
+		return nil
+	}
+	return e.session(tt.Worker)
+}
+
+func (s *session) unregisterTrigger(m *wire.Message) {
+	e := s.e
+	e.st.mu.RLock()
+	t, ok := e.st.registry.Trigger(m.ID)
+	e.st.mu.RUnlock()
+	if !ok || (s.grants != nil && t.Worker != s.id) {
+		return // unknown ids (and, on RBAC listeners, other connections' ids) are a silent no-op
+	}
+	if _, ok := s.append(&log.Record{Kind: log.KindTriggerUnregistered, Worker: s.id, Trigger: t.ID, TriggerType: t.Type}); !ok {
+		return
+	}
+	if p := e.provider(t.Type); p != nil {
+		p.send(wire.AppendUnregisterTrigger(nil, t.ID, t.Type))
+	}
+}
+
+func (s *session) registerTriggerType(m *wire.Message) {
+	e := s.e
+	id, desc := m.ID, m.Description
+	if s.grants != nil {
+		var deny *callError
+		id, desc, deny = s.gateTriggerTypeRegistration(id, desc)
+		if deny != nil {
+			s.sendError(deny.Code, deny.Message)
+			return
+		}
+	}
+	if _, builtin := e.builtinTypes[id]; builtin {
+		s.sendError(codeForbidden, "registertriggertype "+strconv.Quote(id)+": the engine provides this trigger type itself")
+		return
+	}
+	var v bytes.Buffer
+	v.WriteString(`{"description":`)
+	v.Write(wire.AppendString(nil, desc))
+	writeRawField(&v, "trigger_request_format", m.TriggerRequestFormat)
+	writeRawField(&v, "call_request_format", m.CallRequestFormat)
+	v.WriteByte('}')
+	if _, ok := s.append(&log.Record{Kind: log.KindTriggerTypeRegistered, Worker: s.id, TriggerType: id, Value: v.Bytes()}); !ok {
+		return
+	}
+	// Every live and pending trigger of the type goes to the new provider.
+	e.st.mu.RLock()
+	ts := e.st.registry.TriggersOfType(id)
+	e.st.mu.RUnlock()
+	for _, t := range ts {
+		s.send(wire.AppendRegisterTrigger(nil, t.ID, t.Type, t.Function, t.Config, t.Metadata))
+	}
+}
+
+func (s *session) unregisterTriggerType(m *wire.Message) {
+	e := s.e
+	e.st.mu.RLock()
+	tt, ok := e.st.registry.TriggerType(m.ID)
+	e.st.mu.RUnlock()
+	if !ok || tt.Worker != s.id {
+		return
+	}
+	s.append(&log.Record{Kind: log.KindTriggerTypeUnregistered, Worker: s.id, TriggerType: m.ID})
+}
+
+// providerResult handles a provider's answer to a forwarded registertrigger:
+// a failure goes back to the connection that registered the trigger.
+func (s *session) providerResult(m *wire.Message) {
+	if m.Error == nil || isNull(m.Error) {
+		return
+	}
+	e := s.e
+	if e.provider(m.TriggerType) != s {
+		return // only the current provider of the type may answer
+	}
+	e.st.mu.RLock()
+	t, ok := e.st.registry.Trigger(m.ID)
+	e.st.mu.RUnlock()
+	if !ok {
+		return
+	}
+	if owner := e.session(t.Worker); owner != nil {
+		owner.send(wire.AppendTriggerRegistrationResult(nil, m.ID, m.TriggerType, t.Function, bytes.Clone(m.Error)))
+	}
+}
+
+// unregisterProvided tells providers that the triggers a closing connection
+// owned are gone. The registry itself forgets them on worker.disconnected.
+func (e *Engine) unregisterProvided(s *session) {
+	e.st.mu.RLock()
+	ts := e.st.registry.TriggersOf(s.id)
+	e.st.mu.RUnlock()
+	for _, t := range ts {
+		if p := e.provider(t.Type); p != nil && p != s {
+			p.send(wire.AppendUnregisterTrigger(nil, t.ID, t.Type))
+		}
+	}
+}
+
+// reattach retires the connection a reconnecting client had before, so its
+// replay does not collide with its own stale registrations.
+func (s *session) reattach(m *wire.Message) {
+	e := s.e
+	old := e.session(m.PreviousWorkerID)
+	if old == nil || old == s || old.token != m.ReattachToken {
+		return
+	}
+	old.conn.Close(1000, "replaced by reattach")
+	old.retire("retired by reattach")
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

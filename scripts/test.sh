@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what the tests
+# need (Node packages, Chromium for the browser tests), then the Go unit
+# tests, then the end-to-end suites against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "go vet"
+go vet ./...
+
+step "go build"
+go build -o bin/iii ./cmd/iii
+
+step "go test"
+go test -race -count=1 ./...
+
+step "node packages"
+for dir in e2e client/browser; do
+  if [ -f "$dir/package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
+
+if ls e2e/browser*.test.mjs >/dev/null 2>&1 && ! command -v chromium >/dev/null; then
+  step "chromium"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+step "end-to-end"
+files=$(ls e2e/*.test.mjs client/browser/test/*.test.mjs 2>/dev/null || true)
+if [ -n "$files" ]; then
+  # shellcheck disable=SC2086
+  node --experimental-websocket --test --test-concurrency=2 --test-reporter=spec $files
+fi
