@@ -72,7 +72,9 @@ func (o callOutcome) errorMessage() string {
 
 func resultOf(raw json.RawMessage) callOutcome { return callOutcome{result: raw, hasResult: true} }
 
-func failure(code, msg string) callOutcome { return callOutcome{err: &callError{Code: code, Message: msg}} }
+func failure(code, msg string) callOutcome {
+	return callOutcome{err: &callError{Code: code, Message: msg}}
+}
 
 // call is one invocation in flight on a worker connection, seen from the
 // engine: who to answer when the worker replies.

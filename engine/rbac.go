@@ -15,15 +15,15 @@ import (
 // grants is what an RBAC listener's auth function allowed one session
 // (rbac-config-exec.md §1.5).
 type grants struct {
-	rbac                  *config.RBAC
-	allowed               map[string]bool
-	forbidden             map[string]bool
-	triggerTypes          map[string]bool // nil: any type
-	allowTriggerTypeReg   bool
-	allowFunctionReg      bool
-	context               json.RawMessage
-	prefix                string
-	hasPrefix             bool
+	rbac                *config.RBAC
+	allowed             map[string]bool
+	forbidden           map[string]bool
+	triggerTypes        map[string]bool // nil: any type
+	allowTriggerTypeReg bool
+	allowFunctionReg    bool
+	context             json.RawMessage
+	prefix              string
+	hasPrefix           bool
 }
 
 // authResult is the AuthResult shape; pointers tell omitted from given.

@@ -283,11 +283,11 @@ func (e *Engine) streamListAll(c *builtinCall) callOutcome {
 
 func (e *Engine) streamSend(c *builtinCall) callOutcome {
 	var in struct {
-		StreamName *string          `json:"stream_name"`
-		GroupID    *string          `json:"group_id"`
-		Type       *string          `json:"type"`
-		Data       json.RawMessage  `json:"data"`
-		ID         *string          `json:"id"`
+		StreamName *string         `json:"stream_name"`
+		GroupID    *string         `json:"group_id"`
+		Type       *string         `json:"type"`
+		Data       json.RawMessage `json:"data"`
+		ID         *string         `json:"id"`
 	}
 	if o := c.decode("stream::send", &in); o != nil {
 		return *o
