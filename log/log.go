@@ -1,0 +1,289 @@
+package log
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// State is what the log folds records into (the engine's projections). Its
+// methods run on the sequencer goroutine and must not call back into the Log
+// (Append, AppendBatch, Snapshot would wait on that same goroutine).
+type State interface {
+	// Apply is called on the sequencer goroutine, in index order, only
+	// after the record is durable under the sync policy (and, on Open, for
+	// every record after the restored snapshot). Its return value is
+	// handed back to the Append caller. Apply may keep rec.
+	Apply(rec *Record) any
+	// Snapshot writes the State's full contents. It is called on the
+	// sequencer goroutine between batches, so it sees a state that
+	// includes exactly the records up to LastIndex.
+	Snapshot(w io.Writer) error
+	// Restore replaces the State's contents with a Snapshot's output. It is
+	// called at most once, by Open, before any Apply.
+	Restore(r io.Reader) error
+}
+
+var (
+	// ErrClosed is returned by Append, AppendBatch and Snapshot after
+	// Close, and by a second Close.
+	ErrClosed = errors.New("log closed")
+	// ErrFailed is wrapped by every append answered after a write or fsync
+	// failed. A failed fsync cannot be retried safely (the kernel may have
+	// dropped the dirty pages and a second fsync can report success), so
+	// the log stops accepting appends; Close it and Open again, which
+	// repairs whatever reached the disk.
+	ErrFailed = errors.New("log failed: an earlier write or fsync error left durability unknown")
+)
+
+// Stats counts the sequencer's work since Open.
+type Stats struct {
+	Appends uint64 // records committed
+	Batches uint64 // group commits (one write each)
+	Syncs   uint64 // fsyncs of the log
+	Bytes   uint64 // frame bytes written (checksum + msgpack)
+}
+
+// Log is a write-ahead log with a single sequencer goroutine that assigns
+// indexes, group-commits, and applies records to a State. All methods are
+// safe for concurrent use.
+type Log struct {
+	dir    string
+	opts   Options
+	logger *slog.Logger
+	st     State
+	store  store
+	wal    *walStore // nil in InMemory mode
+
+	mu     sync.RWMutex // guards closed and sending on reqs
+	closed bool
+	reqs   chan *request
+
+	seqDone  chan struct{} // closed when the sequencer has shut down
+	closeErr error         // set before seqDone is closed
+
+	lastIndex atomic.Uint64 // last applied (acknowledged) index
+	appends   atomic.Uint64
+	batches   atomic.Uint64
+	syncs     atomic.Uint64
+	bytes     atomic.Uint64
+
+	snapJobs    chan snapJob // nil in InMemory mode
+	snapDone    chan struct{}
+	snapPending atomic.Int32  // snapshots queued or being written
+	snapWritten atomic.Uint64 // index of the newest snapshot on disk
+
+	// Owned by the sequencer goroutine.
+	failure      error // set once a write or sync fails; answers every later append
+	dirty        bool  // written but not fsynced
+	enc          *recordEncoder
+	buf          []byte
+	ends         []int
+	batch        []*request
+	entropy      *ulid.MonotonicEntropy
+	lastTime     int64
+	lastMs       uint64
+	sinceRecords uint64
+	sinceBytes   int64
+	lastSnapSize int
+}
+
+// Submit queue bound and group-commit size limit.
+const (
+	queueSize       = 1024
+	maxBatchRecords = 4096
+	// maxKeptBuf is the largest encode buffer kept between batches; one
+	// huge batch should not pin its buffer forever.
+	maxKeptBuf = 4 << 20
+)
+
+// Open opens (creating if needed) the log in dir and brings st up to date:
+// it repairs a torn tail, restores the newest intact snapshot, and replays
+// the records after it through st.Apply. In InMemory mode dir is unused and
+// st starts empty.
+func Open(dir string, st State, opts Options) (*Log, error) {
+	opts = opts.withDefaults()
+	l := &Log{
+		dir:     dir,
+		opts:    opts,
+		logger:  opts.Logger,
+		st:      st,
+		reqs:    make(chan *request, queueSize),
+		seqDone: make(chan struct{}),
+		enc:     newRecordEncoder(),
+		entropy: newEntropy(),
+	}
+	if opts.InMemory {
+		l.opts.Sync = SyncNever // nothing to fsync
+		l.store = newMemStore(opts.RetainBytes, opts.RetainAge)
+	} else {
+		ws, last, err := openWAL(dir, opts.SegmentSize, l.logger)
+		if err != nil {
+			return nil, err
+		}
+		l.wal, l.store = ws, ws
+		if err := l.recover(last); err != nil {
+			ws.close()
+			return nil, err
+		}
+		l.snapJobs = make(chan snapJob, 1)
+		l.snapDone = make(chan struct{})
+		go l.snapshotWriter()
+	}
+	go l.run()
+	return l, nil
+}
+
+// recover restores the newest usable snapshot and replays the rest.
+func (l *Log) recover(last uint64) error {
+	first := l.wal.firstIndex()
+	snapIndex, data, err := loadSnapshot(filepath.Join(l.dir, snapshotDirName), first, last, l.logger)
+	if err != nil {
+		return fmt.Errorf("log: open %s: snapshots: %w", l.dir, err)
+	}
+	if data != nil {
+		if err := l.st.Restore(bytes.NewReader(data)); err != nil {
+			return fmt.Errorf("log: open %s: restore snapshot %d: %w", l.dir, snapIndex, err)
+		}
+	} else if first > 1 {
+		return fmt.Errorf("log: open %s: records before %d were removed and no intact snapshot covers them", l.dir, first)
+	}
+	d := newRecordDecoder()
+	err = scanSegments(l.wal.walDir, snapIndex+1, last, true, func(index uint64, frame []byte) error {
+		rec := new(Record) // Apply may keep it
+		if err := d.decodePayload(frame[frameHeaderSize:], rec); err != nil {
+			return fmt.Errorf("log: open %s: replay index %d: %w", l.dir, index, err)
+		}
+		rec.Index = index
+		l.st.Apply(rec)
+		l.sinceBytes += int64(len(frame))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("log: open %s: replay: %w", l.dir, err)
+	}
+	l.lastIndex.Store(last)
+	l.snapWritten.Store(snapIndex)
+	l.sinceRecords = last - snapIndex
+	return nil
+}
+
+// Append assigns rec the next index, fills in a zero ID (a ULID, monotonic
+// within the process), Time (Unix nanoseconds) and V, and blocks until the
+// record is durable under the sync policy and applied to the State. It
+// returns State.Apply's result. The log owns rec from the call on: do not
+// modify it afterwards (Apply may keep it).
+func (l *Log) Append(rec *Record) (result any, err error) {
+	if rec == nil {
+		return nil, errors.New("log: append: nil record")
+	}
+	r := getRequest()
+	defer putRequest(r)
+	r.recs = append(r.recs, rec)
+	r.results = append(r.results, nil)
+	if err := l.submit(r); err != nil {
+		return nil, fmt.Errorf("log: append: %w", err)
+	}
+	<-r.done
+	return r.results[0], r.err
+}
+
+// AppendBatch appends recs as one group with consecutive indexes, written
+// in the same batch, and returns Apply's result for each. Either all of
+// them are committed or none.
+func (l *Log) AppendBatch(recs []*Record) ([]any, error) {
+	for i, rec := range recs {
+		if rec == nil {
+			return nil, fmt.Errorf("log: append batch: record %d is nil", i)
+		}
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	r := getRequest()
+	defer putRequest(r)
+	r.recs = append(r.recs, recs...)
+	results := make([]any, len(recs))
+	r.results = results
+	if err := l.submit(r); err != nil {
+		return nil, fmt.Errorf("log: append batch: %w", err)
+	}
+	<-r.done
+	r.results = nil // returned to the caller, not pooled
+	if r.err != nil {
+		return nil, r.err
+	}
+	return results, nil
+}
+
+// submit queues r for the sequencer; it blocks while the queue is full.
+func (l *Log) submit(r *request) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.reqs <- r
+	return nil
+}
+
+// Read calls fn for each record of the open log with index >= from, in
+// order, up to LastIndex as of the call. Records removed by retention before
+// the read are skipped (see also ErrCompacted). As with Scan, the *Record is reused between calls: keep its
+// fields, not the pointer. An error from fn stops the read and is returned
+// as is.
+func (l *Log) Read(from uint64, fn func(*Record) error) error {
+	d := decoderPool.Get().(*recordDecoder)
+	defer decoderPool.Put(d)
+	var rec Record
+	return l.store.read(from, l.LastIndex(), func(index uint64, frame []byte) error {
+		if err := d.decodePayload(frame[frameHeaderSize:], &rec); err != nil {
+			return fmt.Errorf("log: read index %d: %w", index, err)
+		}
+		rec.Index = index
+		return fn(&rec)
+	})
+}
+
+// FirstIndex returns the index of the oldest record still held (retention
+// removes older ones); it is LastIndex()+1 when the log holds none.
+func (l *Log) FirstIndex() uint64 { return l.store.firstIndex() }
+
+// LastIndex returns the index of the last record applied and acknowledged,
+// or 0 for an empty log.
+func (l *Log) LastIndex() uint64 { return l.lastIndex.Load() }
+
+// Stats returns the sequencer's counters.
+func (l *Log) Stats() Stats {
+	return Stats{
+		Appends: l.appends.Load(),
+		Batches: l.batches.Load(),
+		Syncs:   l.syncs.Load(),
+		Bytes:   l.bytes.Load(),
+	}
+}
+
+// Close stops accepting appends, lets the sequencer commit and answer
+// everything already queued, waits for a snapshot being written, fsyncs and
+// closes the files. It does not take a snapshot itself (call Snapshot first
+// for a faster next Open). After a failure (ErrFailed) Close still closes
+// the files and returns the failure.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return fmt.Errorf("log: close: %w", ErrClosed)
+	}
+	l.closed = true
+	close(l.reqs)
+	l.mu.Unlock()
+	<-l.seqDone
+	return l.closeErr
+}

@@ -1,0 +1,240 @@
+package log
+
+import (
+	cryptorand "crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// request is one Append, AppendBatch or Snapshot call waiting for the
+// sequencer. The sequencer fills results and err, then signals done.
+type request struct {
+	recs    []*Record
+	results []any
+	snap    bool
+	err     error
+	done    chan struct{}
+}
+
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+
+func getRequest() *request { return requestPool.Get().(*request) }
+
+func putRequest(r *request) {
+	clear(r.recs)
+	clear(r.results)
+	r.recs, r.results = r.recs[:0], r.results[:0]
+	r.snap, r.err = false, nil
+	requestPool.Put(r)
+}
+
+func (r *request) answer(err error) {
+	r.err = err
+	r.done <- struct{}{}
+}
+
+func newEntropy() *ulid.MonotonicEntropy {
+	return ulid.Monotonic(cryptorand.Reader, 0)
+}
+
+// run is the sequencer goroutine. Requests that queue up while a batch is
+// being written and fsynced form the next batch: one write and one fsync
+// for all of them (group commit).
+func (l *Log) run() {
+	var tick <-chan time.Time
+	if l.opts.Sync == SyncInterval {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	var carry *request // a Snapshot request that ended the previous batch
+	for {
+		r := carry
+		carry = nil
+		if r == nil {
+			select {
+			case req, ok := <-l.reqs:
+				if !ok {
+					l.shutdown()
+					return
+				}
+				r = req
+			case <-tick:
+				if l.dirty && l.failure == nil {
+					l.syncStore()
+				}
+				continue
+			}
+		}
+		if r.snap {
+			l.takeSnapshot(r)
+			continue
+		}
+		batch := append(l.batch[:0], r)
+		n, closing := len(r.recs), false
+	drain:
+		for n < maxBatchRecords {
+			select {
+			case req, ok := <-l.reqs:
+				if !ok {
+					closing = true
+					break drain
+				}
+				if req.snap {
+					carry = req
+					break drain
+				}
+				batch = append(batch, req)
+				n += len(req.recs)
+			default:
+				break drain
+			}
+		}
+		l.commit(batch)
+		clear(batch)
+		l.batch = batch[:0]
+		if l.snapJobs != nil && l.failure == nil && l.snapPending.Load() == 0 &&
+			(l.sinceRecords >= l.opts.SnapshotEvery || l.sinceBytes >= l.opts.SnapshotBytes) {
+			l.takeSnapshot(nil)
+		}
+		if closing {
+			l.shutdown()
+			return
+		}
+	}
+}
+
+// commit stamps, encodes, writes (and under SyncAlways fsyncs) one batch,
+// then applies its records in index order and answers each request.
+func (l *Log) commit(batch []*request) {
+	if l.failure != nil {
+		for _, r := range batch {
+			r.answer(l.failure)
+		}
+		return
+	}
+	first := l.lastIndex.Load() + 1
+	l.buf, l.ends = l.buf[:0], l.ends[:0]
+	for _, r := range batch {
+		mark, bufMark := len(l.ends), len(l.buf)
+		for _, rec := range r.recs {
+			l.stamp(rec, first+uint64(len(l.ends)))
+			var err error
+			if l.buf, err = l.enc.encode(l.buf, rec); err != nil {
+				// Leave the request out of the batch; its records get no index.
+				for _, rec := range r.recs {
+					rec.Index = 0
+				}
+				l.ends, l.buf = l.ends[:mark], l.buf[:bufMark]
+				r.err = fmt.Errorf("log: append: encode record: %w", err)
+				break
+			}
+			l.ends = append(l.ends, len(l.buf))
+		}
+	}
+	if len(l.ends) > 0 {
+		last := first + uint64(len(l.ends)) - 1
+		err := l.store.write(first, l.buf, l.ends)
+		if err != nil {
+			l.failure = fmt.Errorf("%w: write records %d to %d: %w", ErrFailed, first, last, err)
+		} else {
+			l.dirty = true
+			l.batches.Add(1)
+			l.appends.Add(uint64(len(l.ends)))
+			l.bytes.Add(uint64(len(l.buf)))
+			l.sinceRecords += uint64(len(l.ends))
+			l.sinceBytes += int64(len(l.buf))
+			if l.opts.Sync == SyncAlways {
+				l.syncStore()
+			}
+		}
+		if l.failure != nil {
+			for _, r := range batch {
+				if r.err == nil {
+					r.err = l.failure
+				}
+			}
+		}
+	}
+	if cap(l.buf) > maxKeptBuf {
+		l.buf = nil
+	}
+	for _, r := range batch {
+		if r.err == nil {
+			for i, rec := range r.recs {
+				r.results[i] = l.st.Apply(rec)
+				l.lastIndex.Store(rec.Index)
+			}
+		}
+		r.answer(r.err)
+	}
+}
+
+// stamp assigns rec its index and fills in zero V, Time and ID. Generated
+// times never go backwards, so Time and ID order follow index order.
+func (l *Log) stamp(rec *Record, index uint64) {
+	rec.Index = index
+	if rec.V == 0 {
+		rec.V = RecordVersion
+	}
+	if rec.Time == 0 {
+		rec.Time = max(time.Now().UnixNano(), l.lastTime)
+		l.lastTime = rec.Time
+	}
+	if rec.ID == (ulid.ULID{}) {
+		l.fillID(&rec.ID, rec.Time)
+	}
+}
+
+// fillID sets *id to a ULID greater than every one fillID made before. It
+// writes in place: ulid.New would move its result to the heap.
+func (l *Log) fillID(id *ulid.ULID, unixNano int64) {
+	ms := max(uint64(max(unixNano, 0)/int64(time.Millisecond)), l.lastMs)
+	for {
+		err := id.SetTime(ms)
+		if err == nil {
+			err = l.entropy.MonotonicRead(ms, id[6:])
+		}
+		if err == nil {
+			l.lastMs = ms
+			return
+		}
+		// The entropy ran out within one millisecond (ErrMonotonicOverflow):
+		// move on to the next one.
+		ms++
+	}
+}
+
+// syncStore fsyncs the store. A failure marks the log failed and is
+// returned.
+func (l *Log) syncStore() error {
+	if err := l.store.sync(); err != nil {
+		l.failure = fmt.Errorf("%w: fsync after index %d: %w", ErrFailed, l.lastIndex.Load(), err)
+		return l.failure
+	}
+	l.dirty = false
+	l.syncs.Add(1)
+	return nil
+}
+
+// shutdown runs on the sequencer goroutine once the queue is closed and
+// drained.
+func (l *Log) shutdown() {
+	var errs []error
+	if l.dirty && l.failure == nil {
+		errs = append(errs, l.syncStore())
+	}
+	if l.snapJobs != nil {
+		close(l.snapJobs)
+		<-l.snapDone
+	}
+	errs = append(errs, l.store.close(), l.failure)
+	if err := errors.Join(errs...); err != nil {
+		l.closeErr = fmt.Errorf("log: close: %w", err)
+	}
+	close(l.seqDone)
+}

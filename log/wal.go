@@ -1,0 +1,214 @@
+package log
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/wal"
+)
+
+// store is where the sequencer puts frames: segment files (walStore) or
+// memory (memStore).
+type store interface {
+	// write appends the frames buf[ends[i-1]:ends[i]] at indexes first, first+1, ...
+	write(first uint64, buf []byte, ends []int) error
+	// sync makes every written frame durable.
+	sync() error
+	// read calls fn for each frame with index in [from, upto], in order,
+	// starting at the first index still held if from is older.
+	read(from, upto uint64, fn func(index uint64, frame []byte) error) error
+	// firstIndex is the oldest index held (lastIndex+1 when empty).
+	firstIndex() uint64
+	close() error
+}
+
+// walStore keeps frames in tidwall/wal segment files under <dir>/wal. It
+// opens tidwall with NoSync and fsyncs itself, so one fsync covers a whole
+// group-committed batch.
+type walStore struct {
+	dir    string
+	walDir string
+	w      *wal.Log
+	batch  wal.Batch
+	logger *slog.Logger
+
+	first atomic.Uint64
+
+	// Owned by the sequencer. tidwall/wal creates a new segment file without
+	// fsyncing the directory, so the store mirrors tidwall's cycling rule to
+	// know when the next sync must also fsync walDir.
+	segSize    int
+	tailBytes  int
+	newSegment bool
+}
+
+// openWAL creates the directory layout if needed, repairs a damaged tail and
+// opens the segments. It returns the store and its last index.
+func openWAL(dir string, segSize int, logger *slog.Logger) (*walStore, uint64, error) {
+	walDir := filepath.Join(dir, walDirName)
+	for _, d := range []string{dir, walDir, filepath.Join(dir, snapshotDirName)} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, 0, fmt.Errorf("log: open %s: %w", dir, err)
+		}
+	}
+	if err := repairTail(dir, walDir, logger); err != nil {
+		return nil, 0, fmt.Errorf("log: open %s: repair tail: %w", dir, err)
+	}
+	w, err := wal.Open(walDir, &wal.Options{
+		NoSync:      true,
+		SegmentSize: segSize,
+		LogFormat:   wal.Binary,
+		AllowEmpty:  true, // a tail repaired down to nothing is still a log
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("log: open %s: segments: %w", dir, err)
+	}
+	s := &walStore{dir: dir, walDir: walDir, w: w, logger: logger, segSize: segSize}
+	if err := s.init(); err != nil {
+		w.Close()
+		return nil, 0, fmt.Errorf("log: open %s: %w", dir, err)
+	}
+	last, err := w.LastIndex()
+	if err != nil {
+		w.Close()
+		return nil, 0, fmt.Errorf("log: open %s: %w", dir, err)
+	}
+	return s, last, nil
+}
+
+func (s *walStore) init() error {
+	// tidwall may just have created the first segment or finished a
+	// START rename: make those directory entries durable.
+	for _, d := range []string{s.walDir, filepath.Join(s.dir, snapshotDirName), s.dir} {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	first, err := s.w.FirstIndex()
+	if err != nil {
+		return err
+	}
+	s.first.Store(first)
+	segs, err := segmentFiles(s.walDir)
+	if err != nil || len(segs) == 0 {
+		return err
+	}
+	fi, err := os.Stat(segs[len(segs)-1].path)
+	if err != nil {
+		return err
+	}
+	s.tailBytes = int(fi.Size())
+	return nil
+}
+
+func (s *walStore) write(first uint64, buf []byte, ends []int) error {
+	// Mirror of tidwall/wal v1.2.1 writeBatch: a tail already over the
+	// target size is cycled before the batch, and a tail reaching it during
+	// the batch is cycled right after that entry.
+	if s.tailBytes > s.segSize {
+		s.tailBytes, s.newSegment = 0, true
+	}
+	start := 0
+	for i, end := range ends {
+		n := end - start
+		s.batch.Write(first+uint64(i), buf[start:end])
+		if s.tailBytes += uvarintLen(n) + n; s.tailBytes >= s.segSize {
+			s.tailBytes, s.newSegment = 0, true
+		}
+		start = end
+	}
+	if err := s.w.WriteBatch(&s.batch); err != nil {
+		s.batch.Clear()
+		return err
+	}
+	return nil
+}
+
+func uvarintLen(n int) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], uint64(n))
+}
+
+func (s *walStore) sync() error {
+	if err := s.w.Sync(); err != nil {
+		return err
+	}
+	if s.newSegment {
+		if err := syncDir(s.walDir); err != nil {
+			return err
+		}
+		s.newSegment = false
+	}
+	return nil
+}
+
+func (s *walStore) read(from, upto uint64, fn func(uint64, []byte) error) error {
+	return scanSegments(s.walDir, from, upto, true, fn)
+}
+
+func (s *walStore) firstIndex() uint64 { return s.first.Load() }
+
+func (s *walStore) close() error {
+	err := s.w.Close() // fsyncs the tail
+	if err == nil && s.newSegment {
+		err = syncDir(s.walDir)
+	}
+	return err
+}
+
+// compact removes the oldest segments that lie entirely at or before
+// covered (an index a retained snapshot includes) and beyond the retention
+// limits (see Options.RetainBytes). The tail segment is never removed.
+func (s *walStore) compact(covered uint64, retainBytes int64, retainAge time.Duration, now time.Time) error {
+	if retainBytes <= 0 && retainAge <= 0 {
+		return nil
+	}
+	segs, err := segmentFiles(s.walDir)
+	if err != nil {
+		return err
+	}
+	sizes := make([]int64, len(segs))
+	mtimes := make([]time.Time, len(segs))
+	for i, seg := range segs {
+		fi, err := os.Stat(seg.path)
+		if err != nil {
+			return err
+		}
+		sizes[i], mtimes[i] = fi.Size(), fi.ModTime()
+	}
+	var after int64 // bytes in the segments following segs[i]
+	for _, n := range sizes[1:] {
+		after += n
+	}
+	cut := 0
+	for i := 0; i < len(segs)-1; i++ {
+		if segs[i+1].first-1 > covered {
+			break
+		}
+		overBytes := retainBytes > 0 && after >= retainBytes
+		overAge := retainAge > 0 && now.Sub(mtimes[i]) > retainAge
+		if !overBytes && !overAge {
+			break
+		}
+		cut = i + 1
+		after -= sizes[i+1]
+	}
+	if cut == 0 {
+		return nil
+	}
+	keep := segs[cut].first
+	if err := s.w.TruncateFront(keep); err != nil {
+		return fmt.Errorf("truncate front to %d: %w", keep, err)
+	}
+	s.first.Store(keep)
+	if err := syncDir(s.walDir); err != nil {
+		return err
+	}
+	s.logger.Info("log: removed old segments", "segments", cut, "first_index", keep)
+	return nil
+}
