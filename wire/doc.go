@@ -1,0 +1,23 @@
+// Package wire is the engine's WebSocket layer: the listeners and client
+// connections (on github.com/lxzan/gws), and the JSON codec of the worker
+// protocol (spec wire-protocol.md) and of the stream port's join/leave frames.
+// It knows message shapes only, nothing of functions, triggers or streams.
+//
+// Transport (Listen, Dial, Conn):
+//   - Paths: "/" (any query) goes to the Handler; "/otel" (any query) is
+//     drained when Options.Telemetry is set; everything else is an HTTP 404
+//     without upgrade. Any Origin is accepted; no compression is negotiated.
+//   - Handler methods run on the connection's read goroutine, in order (see
+//     Handler). Send never blocks and may be called from anywhere, Open
+//     included; a connection whose send queue overflows is closed with 1008.
+//   - Inbound limits: a message over MaxMessageBytes closes with 1009; text
+//     (and JSON binary) frames must be valid UTF-8 (else 1007); pings are
+//     answered; silent peers are pinged after PingAfter and closed with 1001
+//     after IdleTimeout.
+//
+// Codec: Decode reads every client→engine message (and the engine→client ones,
+// for clients) into a reusable Message without allocating; its strings and raw
+// fields are views that live until the next Decode (see Message). Errors are
+// *DecodeError with the invalid_message / invalid_argument codes of spec README
+// "Error codes". The Append* encoders build engine→client frames.
+package wire
