@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/iii-go/iii/wire"
@@ -172,13 +173,14 @@ func (s *session) invoke(m *wire.Message) {
 	if isObject(data) {
 		data = wire.AppendWithField(nil, data, "_caller_worker_id", s.id)
 	}
-	c := &call{callerID: m.InvocationID, callerFn: fid, traceparent: m.Traceparent, baggage: m.Baggage}
+	// Decoded strings live in the connection's decode buffer: the call keeps copies.
+	c := &call{callerID: strings.Clone(m.InvocationID), callerFn: strings.Clone(fid), traceparent: strings.Clone(m.Traceparent), baggage: strings.Clone(m.Baggage)}
 	if wantsReply {
 		c.caller = s
 	} else {
 		c.quietFailure = true
 	}
-	legID, ok := t.owner.track(m.InvocationID, c)
+	legID, ok := t.owner.track(c.callerID, c)
 	if !ok {
 		s.reply(replyID, fid, failure(codeInvocationStopped, "Invocation stopped"), m.Traceparent, m.Baggage)
 		return
@@ -214,6 +216,7 @@ func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 	// The decode buffer is reused by the next frame: keep private copies.
 	in.data = bytes.Clone(in.data)
 	in.metadata = bytes.Clone(in.metadata)
+	id, fid, tp, bg = strings.Clone(id), strings.Clone(fid), strings.Clone(tp), strings.Clone(bg)
 	go run(in)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/iii-go/iii/log"
 	"github.com/iii-go/iii/projections"
@@ -93,7 +94,7 @@ func (s *session) registerFunction(m *wire.Message) {
 			return
 		}
 	}
-	full := s.qualify(id)
+	full := strings.Clone(s.qualify(id)) // the record outlives the decode buffer
 	e.st.mu.RLock()
 	prev, exists := e.st.registry.Function(full)
 	e.st.mu.RUnlock()
@@ -133,7 +134,7 @@ func writeRawField(b *bytes.Buffer, key string, raw json.RawMessage) {
 
 func (s *session) unregisterFunction(m *wire.Message) {
 	e := s.e
-	full := s.qualify(m.ID)
+	full := strings.Clone(s.qualify(m.ID))
 	e.st.mu.RLock()
 	f, ok := e.st.registry.Function(full)
 	e.st.mu.RUnlock()
@@ -152,7 +153,8 @@ func (s *session) triggerRefused(m *wire.Message, functionID, code, msg string) 
 
 func (s *session) registerTrigger(m *wire.Message) {
 	e := s.e
-	tr := triggerSpec{id: m.ID, typ: m.TriggerType, function: m.FunctionID, config: bytes.Clone(m.Config), metadata: bytes.Clone(m.Metadata)}
+	tr := triggerSpec{id: strings.Clone(m.ID), typ: strings.Clone(m.TriggerType), function: strings.Clone(m.FunctionID),
+		config: bytes.Clone(m.Config), metadata: bytes.Clone(m.Metadata)}
 	if s.grants != nil {
 		if deny := s.gateTriggerRegistration(&tr); deny != nil {
 			s.triggerRefused(m, s.qualify(m.FunctionID), deny.Code, deny.Message)
@@ -242,7 +244,7 @@ func (s *session) unregisterTrigger(m *wire.Message) {
 
 func (s *session) registerTriggerType(m *wire.Message) {
 	e := s.e
-	id, desc := m.ID, m.Description
+	id, desc := strings.Clone(m.ID), m.Description
 	if s.grants != nil {
 		var deny *callError
 		id, desc, deny = s.gateTriggerTypeRegistration(id, desc)
@@ -281,7 +283,7 @@ func (s *session) unregisterTriggerType(m *wire.Message) {
 	if !ok || tt.Worker != s.id {
 		return
 	}
-	s.append(&log.Record{Kind: log.KindTriggerTypeUnregistered, Worker: s.id, TriggerType: m.ID})
+	s.append(&log.Record{Kind: log.KindTriggerTypeUnregistered, Worker: s.id, TriggerType: tt.ID})
 }
 
 // providerResult handles a provider's answer to a forwarded registertrigger:

@@ -214,7 +214,7 @@ func (s *session) viaMiddleware(mw string, m *wire.Message, replyID string) {
 	in.WriteString(`,"context":`)
 	in.Write(ctx)
 	in.WriteByte('}')
-	fid, tp, bg, meta := m.FunctionID, m.Traceparent, m.Baggage, bytes.Clone(m.Metadata)
+	fid, tp, bg, meta := strings.Clone(m.FunctionID), strings.Clone(m.Traceparent), strings.Clone(m.Baggage), bytes.Clone(m.Metadata)
 	go func() {
 		o := s.e.call(mw, in.Bytes(), meta)
 		if o.err != nil && o.err.Code == codeTimeout {

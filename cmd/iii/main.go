@@ -19,6 +19,8 @@ import (
 const usage = `usage:
   iii [-c|--config PATH] [--data-dir DIR] [--log-format text|json] [--log-level LEVEL]
   iii trigger <function_id> [key=value ...] [--json '<object>'] [--address HOST] [--port N] [--timeout-ms N]
+  iii replay [--data-dir DIR] [filters] [--at INDEX|TIME] [--follow] [--format table|json]
+  iii replay diff --from A [--to B] [--data-dir DIR]
   iii --version
 `
 
@@ -28,6 +30,8 @@ func main() {
 		switch args[0] {
 		case "trigger", "t":
 			os.Exit(runTrigger(args[1:]))
+		case "replay":
+			os.Exit(runReplay(args[1:]))
 		case "help", "-h", "--help":
 			fmt.Print(usage)
 			return

@@ -22,6 +22,9 @@ const replayUsage = `usage:
 filters: --stream S --group G --item I --kind K[,K...] --worker W --function F
          --from-index N --to-index N --since T --until T
 TIME is RFC 3339 (2026-11-29T10:42:00Z) or a duration before now (15m, 2h).
+--at prints the streams, state and registry as of that record; diff lists the
+stream items created, changed and deleted in between (--to: default the end).
+--follow keeps printing new records, polling the log (safe while the engine runs).
 --data-dir is the engine's data directory (the log is in its log/) or the log
 directory itself (the stream module's file_path); default ./data.
 `
@@ -143,12 +146,9 @@ func runReplay(args []string) int {
 	case fl.has("follow"):
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		err := replay.Follow(ctx, dir, filter, func(rec *log.Record) error {
-			if err := out.Record(rec); err != nil {
-				return err
-			}
-			return out.Flush() // a person is watching: show each record as it comes
-		})
+		// Flushing once per poll shows records as they come and sizes the
+		// table's columns over each batch.
+		err := replay.Follow(ctx, dir, filter, out.Record, out.Flush)
 		if err != nil {
 			out.Flush()
 			return replayFail(err)
