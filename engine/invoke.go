@@ -229,14 +229,17 @@ func (s *session) result(m *wire.Message) {
 	}
 	o := callOutcome{}
 	if m.Error != nil && !isNull(m.Error) {
-		o.errRaw = bytes.Clone(m.Error)
+		o.errRaw = m.Error
 	} else if m.Result != nil && !isNull(m.Result) {
 		// A worker's "result": null reaches the caller as an absent result.
-		o.result = bytes.Clone(m.Result)
-		o.hasResult = true
+		o.result, o.hasResult = m.Result, true
 	}
 	if c.quietFailure && o.failed() {
 		s.e.logger.Debug("call failed", "worker_id", s.id, "err", o.errorMessage())
+	}
+	if c.done != nil {
+		// The waiter reads the outcome after this frame's buffer is reused.
+		o.errRaw, o.result = bytes.Clone(o.errRaw), bytes.Clone(o.result)
 	}
 	c.finish(o, m.InvocationID)
 }

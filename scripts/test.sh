@@ -23,7 +23,7 @@ for dir in e2e client/browser; do
   fi
 done
 
-if ls e2e/browser*.test.mjs >/dev/null 2>&1 && ! command -v chromium >/dev/null; then
+if ! command -v chromium >/dev/null; then
   step "chromium"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
