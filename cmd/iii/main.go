@@ -1,5 +1,7 @@
 // Command iii runs the iii engine, and offers a few tools around it:
-// `iii trigger` calls a function on a running engine.
+// `iii trigger` calls a function on a running engine, `iii replay` explains
+// the engine's history from its log, `iii bench` measures throughput
+// against raw baselines.
 package main
 
 import (
@@ -21,6 +23,7 @@ const usage = `usage:
   iii trigger <function_id> [key=value ...] [--json '<object>'] [--address HOST] [--port N] [--timeout-ms N]
   iii replay [--data-dir DIR] [filters] [--at INDEX|TIME] [--follow] [--format table|json]
   iii replay diff --from A [--to B] [--data-dir DIR]
+  iii bench [--duration D] [--scenario invoke|set|store|fanout|replay|memory|nats]
   iii --version
 `
 
@@ -32,6 +35,8 @@ func main() {
 			os.Exit(runTrigger(args[1:]))
 		case "replay":
 			os.Exit(runReplay(args[1:]))
+		case "bench":
+			os.Exit(runBench(args[1:]))
 		case "help", "-h", "--help":
 			fmt.Print(usage)
 			return

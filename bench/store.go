@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/wal"
+
+	iiilog "github.com/iii-go/iii/log"
+)
+
+// The log alone: durable appends through the sequencer (group commit under
+// sync always) against raw tidwall/wal writing the same frames, one fsync
+// per batch of as many frames as there are appenders.
+
+// nopState applies nothing, so the store scenario measures the log alone.
+type nopState struct{}
+
+func (nopState) Apply(*iiilog.Record) any  { return nil }
+func (nopState) Snapshot(io.Writer) error  { return nil }
+func (nopState) Restore(r io.Reader) error { return nil }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// storeRecord is a typical stream.set: short names, a ~100-byte value.
+func storeRecord(item string) *iiilog.Record {
+	return &iiilog.Record{
+		Kind:   iiilog.KindStreamSet,
+		Stream: "todos",
+		Group:  "inbox",
+		Item:   item,
+		Value:  []byte(`{"id":"` + item + `","title":"buy milk","done":false,"tags":["home","errand"],"due":"2026-12-01"}`),
+	}
+}
+
+// appendLoad runs n goroutines appending to l for d and returns appends/s.
+func appendLoad(l *iiilog.Log, n int, d time.Duration) (float64, error) {
+	var (
+		count    atomic.Uint64
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+		firstErr atomic.Pointer[error]
+	)
+	t0 := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				if _, err := l.Append(storeRecord("item-1")); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				count.Add(1)
+			}
+		}()
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return 0, *e
+	}
+	return float64(count.Load()) / time.Since(t0).Seconds(), nil
+}
+
+// rawWAL writes pre-encoded frames to tidwall/wal: batches of batch frames,
+// one fsync each. It returns records/s.
+func rawWAL(w *wal.Log, next *uint64, frame []byte, batch int, d time.Duration) (float64, error) {
+	var b wal.Batch
+	count := 0
+	t0 := time.Now()
+	for time.Since(t0) < d {
+		b.Clear()
+		for range batch {
+			*next++
+			b.Write(*next, frame)
+		}
+		if err := w.WriteBatch(&b); err != nil {
+			return 0, err
+		}
+		if err := w.Sync(); err != nil {
+			return 0, err
+		}
+		count += batch
+	}
+	return float64(count) / time.Since(t0).Seconds(), nil
+}
+
+func (r *runner) store() error {
+	dir, err := os.MkdirTemp(r.o.TempDir, "iii-bench-store-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	l, err := iiilog.Open(filepath.Join(dir, "log"), nopState{}, iiilog.Options{Sync: iiilog.SyncAlways, Logger: quiet})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	w, err := wal.Open(filepath.Join(dir, "raw"), &wal.Options{NoSync: true, LogFormat: wal.Binary})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	frame, err := iiilog.EncodeRecord(nil, storeRecord("item-1"))
+	if err != nil {
+		return err
+	}
+	var next uint64
+	for _, n := range []int{1, inFlight} {
+		r.progress("store %d appenders", n)
+		var ours, base float64
+		half := r.o.Duration / 2
+		for range 2 {
+			o, err := appendLoad(l, n, half)
+			if err != nil {
+				return fmt.Errorf("log append: %w", err)
+			}
+			b, err := rawWAL(w, &next, frame, n, half)
+			if err != nil {
+				return fmt.Errorf("raw wal: %w", err)
+			}
+			ours, base = ours+o/2, base+b/2
+		}
+		label := fmt.Sprintf("log append, %d appenders, sync always", n)
+		if n == 1 {
+			label = "log append, 1 appender, sync always"
+		}
+		row := Row{Scenario: label, Unit: "appends/s", Ours: ours, Baseline: base, Against: "raw wal"}
+		r.add(row)
+		if n == inFlight {
+			r.rep.Summary.StoreRatio = row.Ratio()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/iii-go/iii/bench"
+	"github.com/iii-go/iii/engine"
+	"github.com/iii-go/iii/engine/config"
+)
+
+const benchUsage = `usage:
+  iii bench [--duration D] [--scenario NAME]
+Runs the throughput benchmarks against an engine started in this process on
+free loopback ports with a temporary data directory, each next to its raw
+baseline. --duration is the length of each measured run (default 3s);
+--scenario runs one of: invoke, set, store, fanout, replay, memory, nats.
+The last line of the output is machine-readable (bench: key=value ...).
+`
+
+// benchNeedsEngine lists the scenarios that load the running engine
+// (replay starts its own).
+var benchNeedsEngine = map[string]bool{"": true, "invoke": true, "set": true, "fanout": true, "memory": true, "nats": true}
+
+// runBench is `iii bench`. Exit status 2 means bad arguments, 1 that the
+// engine could not start (the baselines are still reported); slow numbers
+// are never a failure.
+func runBench(args []string) int {
+	fl, err := parseFlags(args, map[string]bool{"duration": true, "scenario": true}, map[string]bool{"help": true, "h": true})
+	if err != nil || len(fl.positional) > 0 {
+		if err == nil {
+			err = fmt.Errorf("unexpected argument %q", fl.positional[0])
+		}
+		fmt.Fprintf(os.Stderr, "iii bench: %v\n%s", err, benchUsage)
+		return 2
+	}
+	if fl.has("help", "h") {
+		fmt.Print(benchUsage)
+		return 0
+	}
+	opts := bench.Options{Scenario: fl.get("scenario"), Out: os.Stdout, Progress: os.Stderr}
+	if opts.Scenario != "" && !slices.Contains(bench.Scenarios, opts.Scenario) {
+		fmt.Fprintf(os.Stderr, "iii bench: unknown scenario %q\n%s", opts.Scenario, benchUsage)
+		return 2
+	}
+	if v := fl.get("duration"); v != "" {
+		if opts.Duration, err = time.ParseDuration(v); err != nil || opts.Duration <= 0 {
+			fmt.Fprintf(os.Stderr, "iii bench: --duration %q: want a positive duration such as 3s\n", v)
+			return 2
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	tmp, err := os.MkdirTemp("", "iii-bench-*")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "iii bench: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	opts.TempDir = tmp
+	// Engine logs would interleave with the table; only errors are shown.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+
+	targets := bench.Targets{
+		InProcess: true,
+		StartEngine: func(logDir string) (func() error, error) {
+			_, stop, err := startBenchEngine(logDir, logger)
+			return stop, err
+		},
+	}
+	status := 0
+	if benchNeedsEngine[opts.Scenario] {
+		url, stopEngine, err := startBenchEngine(filepath.Join(tmp, "engine-log"), logger)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "iii bench: engine: %v (measuring the baselines only)\n", err)
+			status = 1
+		} else {
+			defer stopEngine()
+			targets.EngineURL = url
+		}
+	}
+	if _, err := bench.Run(ctx, targets, opts); err != nil {
+		fmt.Fprintf(os.Stderr, "iii bench: %v\n", err)
+		return 1
+	}
+	return status
+}
+
+// startBenchEngine starts an engine with sync: always whose log lives in
+// logDir, on free loopback ports, and returns its worker URL.
+func startBenchEngine(logDir string, logger *slog.Logger) (string, func() error, error) {
+	workerPort, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	streamPort, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	cfg := config.Default()
+	cfg.Listeners[0].Host, cfg.Listeners[0].Port = "127.0.0.1", workerPort
+	cfg.Stream.Host, cfg.Stream.Port, cfg.Stream.FilePath = "127.0.0.1", streamPort, logDir
+	cfg.Engine.Sync = "always"
+	e, err := engine.New(cfg, engine.Options{DataDir: filepath.Dir(logDir), Logger: logger})
+	if err != nil {
+		return "", nil, err
+	}
+	stop := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return e.Shutdown(ctx)
+	}
+	return "ws://127.0.0.1:" + strconv.Itoa(workerPort) + "/", stop, nil
+}
+
+// freePort asks the OS for a loopback port that is free right now.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
