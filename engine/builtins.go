@@ -10,6 +10,7 @@ import (
 
 	"github.com/iii-go/iii/log"
 	"github.com/iii-go/iii/projections"
+	"github.com/iii-go/iii/replay"
 	"github.com/iii-go/iii/wire"
 )
 
@@ -70,6 +71,7 @@ func (e *Engine) registerBuiltins() {
 		{id: "engine::registered-triggers::info", description: "Describe one registered trigger", inline: true, fn: e.fnTriggersInfo},
 		{id: "engine::register_trigger", description: "Register a trigger owned by the engine", fn: e.fnRegisterTrigger},
 		{id: "engine::unregister_trigger", description: "Remove a trigger", fn: e.fnUnregisterTrigger},
+		{id: "engine::history::query", description: "Query the engine's history (the filters of iii replay)", fn: e.fnHistoryQuery},
 		{id: "engine::health::check", description: "Engine health", inline: true, fn: e.fnHealth},
 		{id: "engine::baggage::get", description: "Read a baggage entry", inline: true, fn: nullResult},
 		{id: "engine::baggage::set", description: "Set a baggage entry", inline: true, fn: nullResult},
@@ -624,4 +626,26 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// historyLimit caps one engine::history::query answer when the caller gives
+// no smaller limit.
+const historyLimit = 1000
+
+// fnHistoryQuery answers `iii replay`'s filters over the wire, from the log
+// directory (it reads the files, like the CLI, so it never holds up the
+// sequencer).
+func (e *Engine) fnHistoryQuery(c *builtinCall) callOutcome {
+	var f replay.Filter
+	if o := c.decode("engine::history::query", &f); o != nil {
+		return *o
+	}
+	if e.logDir == "" {
+		return failure("HISTORY_UNAVAILABLE", "the log is kept in memory (store_method in_memory); history is only queryable from a log on disk")
+	}
+	rows, err := replay.Query(e.logDir, f, historyLimit)
+	if err != nil {
+		return failure(codeInvalidArguments, err.Error())
+	}
+	return marshalResult(map[string]any{"records": rows})
 }

@@ -35,6 +35,7 @@ type Engine struct {
 	cfg     *config.Config
 	logger  *slog.Logger
 	log     *log.Log
+	logDir  string // "" when the log is kept in memory
 	st      *store
 	started time.Time
 
@@ -90,6 +91,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: open log in %s: %w", dir, err)
 	}
 	e.log = l
+	if !inMemory {
+		e.logDir = dir
+	}
 	if inMemory {
 		e.logger.Info("log kept in memory", "reason", "store_method in_memory")
 	} else {
@@ -215,6 +219,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	e.closeServers()
 	e.fan.stop()
+	// A snapshot at shutdown makes the next start replay nothing.
+	if err := e.log.Snapshot(); err != nil {
+		e.logger.Warn("snapshot at shutdown failed", "err", err)
+	}
 	errs = append(errs, e.log.Close())
 	return errors.Join(errs...)
 }

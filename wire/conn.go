@@ -13,7 +13,7 @@ import (
 	"github.com/lxzan/gws"
 )
 
-// Errors returned by Conn.Send.
+// Errors returned by Conn.Send, Conn.SendBinary and Conn.WaitSendQueue.
 var (
 	// ErrClosed: the connection is closed or closing; the frame was not queued.
 	ErrClosed = errors.New("wire: connection closed")
@@ -70,7 +70,8 @@ type Conn struct {
 	nc     net.Conn // the raw socket the writer writes to
 	guard  *frameGuard
 	o      *Options
-	h      Handler // nil for /otel sockets
+	h      Handler      // nil for /otel sockets
+	fh     FrameHandler // h, when it implements FrameHandler
 	srv    *Server
 	client bool
 
@@ -88,9 +89,9 @@ type Conn struct {
 	timer *time.Timer
 
 	mu        sync.Mutex
-	state     uint8 // stateOpen → stateClosing (close frame pending) → stateClosed
-	queue     [][]byte
-	spare     [][]byte
+	state     uint8 // stateOpen → stateClosing (close frame pending) → stateClosed; see setStateLocked
+	queue     []outFrame
+	spare     []outFrame
 	nFrames   int // queued + being written
 	nBytes    int
 	pingDue   bool
@@ -102,9 +103,12 @@ type Conn struct {
 	closeErr  error // our own close, reported to Handler.Close
 	writeErr  error // the write that failed, if the writer gave up first
 
+	drained chan struct{} // made by a WaitSendQueue caller, closed by the writer after a batch
+
 	wake       chan struct{}
 	writerDone chan struct{}
 	opened     chan struct{} // closed after Handler.Open returned
+	done       chan struct{} // closed when state leaves stateOpen
 
 	// writer-owned scratch
 	wbuf    []byte      // encoded frames of the pending write
@@ -118,6 +122,12 @@ const (
 	stateClosing
 	stateClosed
 )
+
+// outFrame is one queued data frame and its opcode (opText or opBinary).
+type outFrame struct {
+	p  []byte
+	op byte
+}
 
 // bigFrame is the payload size from which the server writer hands a frame to
 // writev as its own buffer instead of copying it into the batch buffer.
@@ -141,7 +151,9 @@ func newConn(nc net.Conn, g *frameGuard, o *Options, h Handler, client bool) *Co
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		opened:     make(chan struct{}),
+		done:       make(chan struct{}),
 	}
+	c.fh, _ = h.(FrameHandler)
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.remoteIP = a.IP.String()
 	}
@@ -192,7 +204,13 @@ func (c *Conn) Session() any {
 // over Options.SendQueueFrames or SendQueueBytes (counting the batch being
 // written), the connection is closed with 1008 and Send returns
 // ErrSlowConsumer; on a closing or closed connection it returns ErrClosed.
-func (c *Conn) Send(frame []byte) error {
+func (c *Conn) Send(frame []byte) error { return c.send(frame, opText) }
+
+// SendBinary queues one binary frame, in the same queue and under the same
+// rules as Send.
+func (c *Conn) SendBinary(frame []byte) error { return c.send(frame, opBinary) }
+
+func (c *Conn) send(frame []byte, op byte) error {
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -210,7 +228,7 @@ func (c *Conn) Send(frame []byte) error {
 		return ErrSlowConsumer
 	}
 	signal := len(c.queue) == 0
-	c.queue = append(c.queue, frame)
+	c.queue = append(c.queue, outFrame{frame, op})
 	c.nFrames++
 	c.nBytes += len(frame)
 	c.mu.Unlock()
@@ -218,6 +236,45 @@ func (c *Conn) Send(frame []byte) error {
 		c.signal()
 	}
 	return nil
+}
+
+// WaitSendQueue blocks until at most frames frames are queued or being written
+// on c, so that a producer can follow the pace of a slow peer instead of
+// overflowing the queue. It returns ErrClosed as soon as the connection is no
+// longer open.
+func (c *Conn) WaitSendQueue(frames int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.state == stateOpen && c.nFrames > frames {
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
+		drained := c.drained
+		c.mu.Unlock()
+		select {
+		case <-drained:
+		case <-c.done:
+		}
+		c.mu.Lock()
+	}
+	if c.state != stateOpen {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Done returns a channel that is closed once the connection is no longer
+// open: Close was called, the queue overflowed, a write failed, or the socket
+// ended. A Handler method that waits for something else should also wait on
+// it, since Server.Close cannot finish while a Handler method blocks.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// setStateLocked moves the connection to s; leaving stateOpen closes done.
+func (c *Conn) setStateLocked(s uint8) {
+	if c.state == stateOpen && s != stateOpen {
+		close(c.done)
+	}
+	c.state = s
 }
 
 // Close sends the frames already queued, then a close frame with code and
@@ -242,7 +299,7 @@ func (c *Conn) closeWith(code uint16, reason string, flush bool) {
 }
 
 func (c *Conn) beginCloseLocked(code uint16, reason string, flush bool) {
-	c.state = stateClosing
+	c.setStateLocked(stateClosing)
 	c.closeCode, c.closeMsg = code, reason
 	if c.closeErr == nil {
 		c.closeErr = &CloseError{Code: code, Reason: reason}
@@ -261,7 +318,7 @@ func (c *Conn) afterClose() {
 
 func (c *Conn) dropQueueLocked() {
 	for _, f := range c.queue {
-		c.nBytes -= len(f)
+		c.nBytes -= len(f.p)
 	}
 	c.nFrames -= len(c.queue)
 	clear(c.queue)
@@ -314,7 +371,7 @@ func (c *Conn) writeLoop() {
 					break
 				}
 			}
-			c.addData(f)
+			c.addData(f.p, f.op)
 		}
 		if err == nil && closing {
 			c.wbuf = c.appendFrame(c.wbuf, opClose, closePayload(code, reason))
@@ -329,14 +386,18 @@ func (c *Conn) writeLoop() {
 		c.mu.Lock()
 		c.nFrames -= len(batch)
 		for _, f := range batch {
-			c.nBytes -= len(f)
+			c.nBytes -= len(f.p)
+		}
+		if c.drained != nil {
+			close(c.drained)
+			c.drained = nil
 		}
 		clear(batch)
 		if cap(batch) <= 4096 { // keep the slice for the next batch, unless a burst made it huge
 			c.spare = batch[:0]
 		}
 		if err != nil && c.state == stateOpen {
-			c.state = stateClosing // Sends fail from now on; the reader reports the end
+			c.setStateLocked(stateClosing) // Sends fail from now on; the reader reports the end
 			c.writeErr = err
 		}
 		c.mu.Unlock()
@@ -365,14 +426,14 @@ func (c *Conn) lingerClose() {
 	_ = c.nc.Close()
 }
 
-// addData adds one text frame to the pending write.
-func (c *Conn) addData(p []byte) {
+// addData adds one data frame (opText or opBinary) to the pending write.
+func (c *Conn) addData(p []byte, op byte) {
 	if c.client || len(p) < bigFrame {
-		c.wbuf = c.appendFrame(c.wbuf, opText, p)
+		c.wbuf = c.appendFrame(c.wbuf, op, p)
 		return
 	}
 	// Large server frame: header in wbuf, payload as its own writev buffer.
-	c.wbuf = appendHeader(c.wbuf, opText, len(p), false, [4]byte{})
+	c.wbuf = appendHeader(c.wbuf, op, len(p), false, [4]byte{})
 	c.iov = append(c.iov, c.wbuf[c.seg:], p)
 	c.seg = len(c.wbuf)
 }
@@ -509,6 +570,14 @@ func (connEvents) OnMessage(s *gws.Conn, m *gws.Message) {
 		return // /otel: drained
 	}
 	b := m.Bytes()
+	if c.fh != nil {
+		if c.isOpen() {
+			c.busy.Store(true)
+			c.fh.Frame(c, m.Opcode == gws.OpcodeBinary, b)
+			c.busy.Store(false)
+		}
+		return
+	}
 	if m.Opcode == gws.OpcodeBinary {
 		if isTelemetry(b) {
 			return
@@ -521,14 +590,17 @@ func (connEvents) OnMessage(s *gws.Conn, m *gws.Message) {
 	if blank(b) {
 		return
 	}
-	c.mu.Lock()
-	open := c.state == stateOpen
-	c.mu.Unlock()
-	if open {
+	if c.isOpen() {
 		c.busy.Store(true)
 		c.h.Message(c, b)
 		c.busy.Store(false)
 	}
+}
+
+func (c *Conn) isOpen() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state == stateOpen
 }
 
 func (connEvents) OnClose(s *gws.Conn, err error) {
@@ -544,7 +616,7 @@ func (connEvents) OnClose(s *gws.Conn, err error) {
 		}
 		c.closeErr = err
 	}
-	c.state = stateClosed
+	c.setStateLocked(stateClosed)
 	c.dropQueueLocked()
 	cause, t := c.closeErr, c.timer
 	c.mu.Unlock()

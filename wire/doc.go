@@ -5,15 +5,19 @@
 //
 // Transport (Listen, Dial, Conn):
 //   - Paths: "/" (any query) goes to the Handler; "/otel" (any query) is
-//     drained when Options.Telemetry is set; everything else is an HTTP 404
-//     without upgrade. Any Origin is accepted; no compression is negotiated.
+//     drained when Options.Telemetry is set; Options.Route may hand other paths
+//     to Handlers of their own (data channels); everything else is an HTTP
+//     404 without upgrade. Any Origin is accepted; no compression is
+//     negotiated.
 //   - Handler methods run on the connection's read goroutine, in order (see
-//     Handler). Send never blocks and may be called from anywhere, Open
-//     included; a connection whose send queue overflows is closed with 1008.
+//     Handler); a FrameHandler gets raw text and binary frames. Send and
+//     SendBinary never block and may be called from anywhere, Open included;
+//     a connection whose send queue overflows is closed with 1008
+//     (WaitSendQueue lets a producer wait for room instead).
 //   - Inbound limits: a message over MaxMessageBytes closes with 1009; text
-//     (and JSON binary) frames must be valid UTF-8 (else 1007); pings are
-//     answered; silent peers are pinged after PingAfter and closed with 1001
-//     after IdleTimeout.
+//     frames (and binary ones, except for a FrameHandler) must be valid UTF-8
+//     (else 1007); pings are answered; silent peers are pinged after
+//     PingAfter and closed with 1001 after IdleTimeout.
 //
 // Codec: Decode reads every client→engine message (and the engine→client ones,
 // for clients) into a reusable Message without allocating; its strings and raw

@@ -7,10 +7,11 @@ import (
 
 // WebSocket opcodes the writer produces.
 const (
-	opText  byte = 0x1
-	opClose byte = 0x8
-	opPing  byte = 0x9
-	opPong  byte = 0xA
+	opText   byte = 0x1
+	opBinary byte = 0x2
+	opClose  byte = 0x8
+	opPing   byte = 0x9
+	opPong   byte = 0xA
 )
 
 // appendHeader appends a final-fragment frame header (RFC 6455 §5.2).

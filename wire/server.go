@@ -42,6 +42,11 @@ type Options struct {
 	// and the Handler never sees the socket. Worker listeners set it; the stream
 	// port does not (/otel is then a 404).
 	Telemetry bool
+	// Route resolves every other path (Listen only), before the upgrade: the
+	// Handler it returns serves that connection; nil answers HTTP 404 without
+	// upgrading. It runs on the connection's goroutine and should not block.
+	// Without Route every other path is a 404.
+	Route func(path, rawQuery string) Handler
 	// Header holds extra upgrade request headers (Dial only).
 	Header http.Header
 	// Logger receives connection-level events. Default slog.Default().
@@ -78,7 +83,8 @@ func (o Options) withDefaults() *Options {
 	return &o
 }
 
-// Handler receives the events of the connections on "/". All three methods
+// Handler receives the events of the connections on "/" (and on the paths
+// Options.Route hands it). All three methods
 // run on the connection's read goroutine, so for one connection they never run
 // concurrently and frames arrive in order. While a method blocks, that
 // connection is not read: its frames, pings included, wait in the socket (the
@@ -98,8 +104,19 @@ type Handler interface {
 	Close(c *Conn, err error)
 }
 
+// FrameHandler may be implemented by a Handler that relays frames rather than
+// reading JSON (data channels). Frame then replaces Message: it receives every
+// data frame as the peer sent it, empty ones included, with its opcode
+// (binary or text), no telemetry filtering and no UTF-8 check on binary
+// frames. Message is never called. The Handler rules (read goroutine, order,
+// nothing after Conn.Close, payload valid only during the call) apply.
+type FrameHandler interface {
+	Frame(c *Conn, binary bool, payload []byte)
+}
+
 // Server is a WebSocket listener serving "/" (the Handler), "/otel" (drained,
-// when Options.Telemetry is set) and 404 for every other path.
+// when Options.Telemetry is set), the paths Options.Route resolves, and 404
+// for every other path.
 type Server struct {
 	ln       net.Listener
 	h        Handler
@@ -232,11 +249,16 @@ func (s *Server) upgrade(nc net.Conn) (*Conn, *gws.Conn) {
 	}
 	_ = nc.SetReadDeadline(time.Time{})
 	var h Handler
+	drain := false // /otel: upgraded without a Handler
 	switch {
 	case req.URL.Path == "/":
 		h = s.h
 	case req.URL.Path == "/otel" && s.o.Telemetry:
-	default:
+		drain = true
+	case s.o.Route != nil:
+		h = s.o.Route(req.URL.Path, req.URL.RawQuery)
+	}
+	if h == nil && !drain {
 		const body = "404 page not found\n"
 		_ = nc.SetWriteDeadline(time.Now().Add(s.o.HandshakeTimeout))
 		_, _ = fmt.Fprintf(nc, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
