@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -61,9 +62,17 @@ func (e *Engine) authenticate(lc *config.Listener, c *wire.Conn) (*grants, *call
 	if !o.hasResult || isNull(o.result) {
 		return nil, &callError{Code: codeAuthError, Message: "auth function returned no result"}
 	}
+	if !isObject(o.result) {
+		return nil, &callError{Code: codeAuthError, Message: "auth function returned " + jsonKind(o.result) + ", not an AuthResult object"}
+	}
 	var ar authResult
 	if err := json.Unmarshal(o.result, &ar); err != nil {
-		return nil, &callError{Code: codeAuthError, Message: "auth function result is not an AuthResult: " + err.Error()}
+		msg := "auth function result is not an AuthResult"
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			msg += ": " + te.Field + " must not be " + te.Value
+		}
+		return nil, &callError{Code: codeAuthError, Message: msg}
 	}
 	g.allowed = setOf(ar.AllowedFunctions)
 	g.forbidden = setOf(ar.ForbiddenFunctions)
@@ -233,16 +242,17 @@ func rawOrNull(raw json.RawMessage) json.RawMessage {
 
 // hook calls a registration hook; only a JSON object result allows the
 // registration (rbac-config-exec §1.8).
-func (s *session) hook(fn string, input map[string]any) (map[string]json.RawMessage, *callError) {
+// what names the registration in the refusal message, e.g. registerfunction 'x'.
+func (s *session) hook(what, fn string, input map[string]any) (map[string]json.RawMessage, *callError) {
 	input["context"] = s.grants.context
 	in, _ := json.Marshal(input)
 	o := s.e.call(fn, in, nil)
 	if o.failed() {
-		return nil, &callError{Code: codeForbidden, Message: "registration hook " + fn + " denied: " + o.errorMessage()}
+		return nil, &callError{Code: codeForbidden, Message: what + ": registration hook " + fn + " denied it: " + o.errorMessage()}
 	}
 	var out map[string]json.RawMessage
 	if !o.hasResult || !isObject(o.result) || json.Unmarshal(o.result, &out) != nil {
-		return nil, &callError{Code: codeForbidden, Message: "registration hook " + fn + " denied the registration"}
+		return nil, &callError{Code: codeForbidden, Message: what + ": registration hook " + fn + " denied it (it must return an object to allow)"}
 	}
 	return out, nil
 }
@@ -263,7 +273,7 @@ func (s *session) gateFunctionRegistration(id, desc string, meta json.RawMessage
 		return "", "", nil, &callError{Code: codeForbidden, Message: "registerfunction '" + id + "': function registration is not allowed for this session"}
 	}
 	if fn := g.rbac.OnFunctionRegistration; fn != "" {
-		out, deny := s.hook(fn, map[string]any{"function_id": id, "description": desc, "metadata": rawOrNull(meta)})
+		out, deny := s.hook("registerfunction '"+id+"'", fn, map[string]any{"function_id": id, "description": desc, "metadata": rawOrNull(meta)})
 		if deny != nil {
 			return "", "", nil, deny
 		}
@@ -282,7 +292,7 @@ func (s *session) gateTriggerRegistration(tr *triggerSpec) *callError {
 		return &callError{Code: codeForbidden, Message: "registertrigger '" + tr.id + "': trigger type '" + tr.typ + "' is not in allowed_trigger_types"}
 	}
 	if fn := g.rbac.OnTriggerRegistration; fn != "" {
-		out, deny := s.hook(fn, map[string]any{"trigger_id": tr.id, "trigger_type": tr.typ, "function_id": tr.function,
+		out, deny := s.hook("registertrigger '"+tr.id+"'", fn, map[string]any{"trigger_id": tr.id, "trigger_type": tr.typ, "function_id": tr.function,
 			"config": rawOrNull(tr.config), "metadata": rawOrNull(tr.metadata)})
 		if deny != nil {
 			return deny
@@ -303,7 +313,7 @@ func (s *session) gateTriggerTypeRegistration(id, desc string) (string, string, 
 		return "", "", &callError{Code: codeForbidden, Message: "registertriggertype '" + id + "': trigger type registration is not allowed for this session"}
 	}
 	if fn := g.rbac.OnTriggerTypeRegistration; fn != "" {
-		out, deny := s.hook(fn, map[string]any{"trigger_type_id": id, "description": desc})
+		out, deny := s.hook("registertriggertype '"+id+"'", fn, map[string]any{"trigger_type_id": id, "description": desc})
 		if deny != nil {
 			return "", "", deny
 		}
@@ -311,4 +321,25 @@ func (s *session) gateTriggerTypeRegistration(id, desc string) (string, string, 
 		remapString(out, "description", &desc)
 	}
 	return id, desc, nil
+}
+
+// jsonKind names the JSON type of a raw value, for error messages.
+func jsonKind(raw json.RawMessage) string {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 {
+		return "nothing"
+	}
+	switch t[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
 }
