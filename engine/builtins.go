@@ -72,6 +72,7 @@ func (e *Engine) registerBuiltins() {
 		{id: "engine::register_trigger", description: "Register a trigger owned by the engine", fn: e.fnRegisterTrigger},
 		{id: "engine::unregister_trigger", description: "Remove a trigger", fn: e.fnUnregisterTrigger},
 		{id: "engine::history::query", description: "Query the engine's history (the filters of iii replay)", fn: e.fnHistoryQuery},
+		{id: "engine::channels::create", description: "Create a data channel", inline: true, fn: e.fnChannelsCreate},
 		{id: "engine::health::check", description: "Engine health", inline: true, fn: e.fnHealth},
 		{id: "engine::baggage::get", description: "Read a baggage entry", inline: true, fn: nullResult},
 		{id: "engine::baggage::set", description: "Set a baggage entry", inline: true, fn: nullResult},

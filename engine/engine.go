@@ -45,10 +45,12 @@ type Engine struct {
 	mu       sync.RWMutex
 	sessions map[string]*session // live worker connections by worker id
 
-	fan     *fanout
-	streams *streamPort
-	servers []*wire.Server
-	exec    *exec.Runner
+	fan       *fanout
+	channels  *channels
+	stopSweep chan struct{}
+	streams   *streamPort
+	servers   []*wire.Server
+	exec      *exec.Runner
 }
 
 // New opens the log (replaying it into the projections), registers the
@@ -71,6 +73,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		sessions:     map[string]*session{},
 	}
 	e.fan = newFanout(e)
+	e.channels = newChannels(e.logger)
 	e.registerBuiltins()
 
 	dir, inMemory := logLocation(cfg, opts.DataDir)
@@ -97,7 +100,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if inMemory {
 		e.logger.Info("log kept in memory", "reason", "store_method in_memory")
 	} else {
-		e.logger.Info("log opened", "dir", dir, "first_index", l.FirstIndex(), "last_index", l.LastIndex(), "sync", cfg.Engine.Sync)
+		rec := l.Recovered()
+		e.logger.Info("log opened", "dir", dir, "first_index", l.FirstIndex(), "last_index", l.LastIndex(),
+			"snapshot_index", rec.SnapshotIndex, "replayed", rec.Replayed, "sync", sync.String())
 	}
 
 	// History is replayed; from here on every applied change is delivered.
@@ -111,7 +116,23 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		l.Close()
 		return nil, err
 	}
+	e.stopSweep = make(chan struct{})
+	go e.sweepChannels()
 	return e, nil
+}
+
+// sweepChannels drops data channels whose ends never connected.
+func (e *Engine) sweepChannels() {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			e.channels.sweep(now)
+		case <-e.stopSweep:
+			return
+		}
+	}
 }
 
 // logLocation decides where the log lives: at the stream module's file_path
@@ -167,6 +188,7 @@ func (e *Engine) listen() error {
 		PingAfter:       e.cfg.Engine.PingAfter,
 		IdleTimeout:     e.cfg.Engine.IdleTimeout,
 		Telemetry:       true,
+		Route:           e.channels.route, // data channels, on every worker listener
 		Logger:          e.logger,
 	}
 	for i := range e.cfg.Listeners {
@@ -183,7 +205,7 @@ func (e *Engine) listen() error {
 	}
 	if s := e.cfg.Stream; s != nil {
 		o := wopts
-		o.Telemetry = false
+		o.Telemetry, o.Route = false, nil
 		addr := net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 		e.streams = newStreamPort(e)
 		srv, err := wire.Listen(addr, e.streams, o)
@@ -217,6 +239,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if e.exec != nil {
 		errs = append(errs, e.exec.Stop(ctx))
 	}
+	close(e.stopSweep)
 	e.closeServers()
 	e.fan.stop()
 	// A snapshot at shutdown makes the next start replay nothing.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -57,7 +58,7 @@ func (l *listener) Open(c *wire.Conn) {
 		}
 		s.grants = g
 	}
-	info, _ := json.Marshal(map[string]any{"listener": l.cfg.Port, "ip_address": s.ip, "rbac": l.cfg.RBAC != nil})
+	info, _ := json.Marshal(map[string]any{"listener": strconv.Itoa(l.cfg.Port), "ip_address": s.ip, "rbac": l.cfg.RBAC != nil})
 	if _, err := e.log.Append(&log.Record{Kind: log.KindWorkerConnected, Worker: s.id, Value: info}); err != nil {
 		e.logger.Error("cannot record connection", "err", err)
 		c.Send(wire.AppendErrorFrame(nil, "internal_error", "engine cannot record the connection: "+err.Error()))

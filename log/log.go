@@ -55,12 +55,13 @@ type Stats struct {
 // indexes, group-commits, and applies records to a State. All methods are
 // safe for concurrent use.
 type Log struct {
-	dir    string
-	opts   Options
-	logger *slog.Logger
-	st     State
-	store  store
-	wal    *walStore // nil in InMemory mode
+	dir       string
+	opts      Options
+	recovered Recovery
+	logger    *slog.Logger
+	st        State
+	store     store
+	wal       *walStore // nil in InMemory mode
 
 	mu     sync.RWMutex // guards closed and sending on reqs
 	closed bool
@@ -172,11 +173,20 @@ func (l *Log) recover(last uint64) error {
 	l.lastIndex.Store(last)
 	l.snapWritten.Store(snapIndex)
 	l.sinceRecords = last - snapIndex
-	// One line that says how the state was rebuilt: operators (and the
-	// restart tests) can see whether the snapshot path was taken.
-	l.logger.Info("log: recovered", "snapshot_index", snapIndex, "replayed", last-snapIndex, "last_index", last)
+	l.recovered = Recovery{SnapshotIndex: snapIndex, Replayed: last - snapIndex}
 	return nil
 }
+
+// Recovery says how Open rebuilt the state: from which snapshot (0: none)
+// and how many records after it were replayed.
+type Recovery struct {
+	SnapshotIndex uint64
+	Replayed      uint64
+}
+
+// Recovered reports how Open rebuilt the state, so operators can see
+// whether the snapshot path was taken.
+func (l *Log) Recovered() Recovery { return l.recovered }
 
 // Append assigns rec the next index, fills in a zero ID (a ULID, monotonic
 // within the process), Time (Unix nanoseconds) and V, and blocks until the

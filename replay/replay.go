@@ -26,10 +26,12 @@ var errStop = errors.New("replay: stop scan")
 
 // LogDir finds the log directory for dir, which may be the log directory
 // itself (holding wal/: the stream module's file_path, such as
-// ./data/stream_store) or an engine data directory holding it under log/.
+// ./data/stream_store) or an engine data directory holding it under log/
+// (or under stream_store/, where the seed's config puts it).
 // Otherwise the error wraps log.ErrNotALog.
 func LogDir(dir string) (string, error) {
-	for _, d := range []string{dir, filepath.Join(dir, "log")} {
+	// stream_store: the seed's config puts the log at ./data/stream_store.
+	for _, d := range []string{dir, filepath.Join(dir, "log"), filepath.Join(dir, "stream_store")} {
 		if fi, err := os.Stat(filepath.Join(d, "wal")); err == nil && fi.IsDir() {
 			return d, nil
 		}
@@ -51,6 +53,19 @@ func Records(dir string, f Filter, fn func(*log.Record) error) error {
 // RecordsProgress is Records reporting every index it reads, matching or
 // not, to p (which may be nil).
 func RecordsProgress(dir string, f Filter, p *Progress, fn func(*log.Record) error) error {
+	// A bound past the end is refused before anything is printed.
+	if f.FromIndex > 0 || f.ToIndex > 0 {
+		last, err := LastIndex(dir)
+		if err != nil {
+			return err
+		}
+		switch {
+		case f.FromIndex > last:
+			return pastEnd(dir, "from_index", f.FromIndex)
+		case f.ToIndex > last:
+			return pastEnd(dir, "to_index", f.ToIndex)
+		}
+	}
 	m := f.compile()
 	var last uint64
 	n := 0

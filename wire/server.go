@@ -271,7 +271,13 @@ func (s *Server) upgrade(nc net.Conn) (*Conn, *gws.Conn) {
 	}
 	c := newConn(nc, g, s.o, h, false)
 	c.ws, c.srv = ws, s
-	c.header, c.path, c.rawQuery = req.Header, req.URL.Path, req.URL.RawQuery
+	// Go moves Host out of the header map; auth functions expect it among the headers.
+	hdr := req.Header
+	if req.Host != "" {
+		hdr = hdr.Clone()
+		hdr.Set("Host", req.Host)
+	}
+	c.header, c.path, c.rawQuery = hdr, req.URL.Path, req.URL.RawQuery
 	ws.Session().(*connSession).c = c
 	c.start()
 	return c, ws
