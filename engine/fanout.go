@@ -164,7 +164,7 @@ func (f *fanout) fire(s projections.Sub, payload json.RawMessage) {
 			// Firings are not tracked: their results are dropped like any
 			// result nobody waits for.
 			t.owner.send(wire.AppendInvokeFunction(nil, &wire.Invoke{
-				InvocationID: newUUID(),
+				InvocationID: newInvocationID(),
 				FunctionID:   t.owner.localID(s.Function),
 				Data:         payload,
 				Metadata:     nonNull(s.Metadata),

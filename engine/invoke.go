@@ -146,7 +146,7 @@ func (s *session) invoke(m *wire.Message) {
 	wantsReply := m.HasInvocationID && m.Action != wire.ActionVoid
 	replyID := m.InvocationID
 	if !m.HasInvocationID {
-		replyID = newUUID() // refusals are sent even for void calls, under a fresh id
+		replyID = newInvocationID() // refusals are sent even for void calls, under a fresh id
 	}
 	if deny := s.denyInvoke(fid); deny != nil {
 		s.reply(replyID, fid, callOutcome{err: deny}, m.Traceparent, m.Baggage)

@@ -2,11 +2,13 @@ package engine
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iii-go/iii/engine/config"
@@ -173,10 +175,10 @@ func (s *session) track(want string, c *call) (string, bool) {
 	}
 	id := want
 	if id == "" {
-		id = newUUID()
+		id = newInvocationID()
 	}
 	if _, taken := s.executing[id]; taken {
-		id = newUUID()
+		id = newInvocationID()
 	}
 	s.executing[id] = c
 	return id, true
@@ -216,6 +218,30 @@ func newUUID() string {
 	hex.Encode(out[19:23], b[8:10])
 	out[23] = '-'
 	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// invocationIDs makes the ids of engine-originated calls: a random
+// per-process prefix and a counter, shaped like a UUID. They only need to be
+// unique (the SDKs key pending calls by them), not secret, and a firing to
+// a thousand subscribers should not cost a thousand getrandom calls.
+var invocationIDs struct {
+	prefix [23]byte // "xxxxxxxx-xxxx-4xxx-8xxx"
+	n      atomic.Uint64
+}
+
+func init() {
+	copy(invocationIDs.prefix[:], newUUID()[:23])
+}
+
+// newInvocationID returns a fresh, process-unique invocation id.
+func newInvocationID() string {
+	var out [36]byte
+	copy(out[:23], invocationIDs.prefix[:])
+	out[23] = '-'
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], invocationIDs.n.Add(1))
+	hex.Encode(out[24:], n[2:]) // 48 bits of counter: 12 hex digits
 	return string(out[:])
 }
 
