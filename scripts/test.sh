@@ -18,10 +18,10 @@ go test -race -count=1 ./...
 
 step "node packages"
 for dir in e2e client/browser; do
-  if [ -f "$dir/package-lock.json" ]; then
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-  fi
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 done
+# The todo example (pnpm, pinned; installed when missing) for the browser test.
+bash examples/todo/setup.sh
 
 if ! command -v chromium >/dev/null; then
   step "chromium"
