@@ -8,6 +8,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+
+	"github.com/iii-go/iii/internal/jsontext"
 )
 
 // OpType names an update operation (streams-and-state.md §5).
@@ -465,7 +467,7 @@ func appendNode(dst []byte, n *node) []byte {
 		if m.key != nil {
 			dst = append(dst, m.key...)
 		} else {
-			dst = appendString(dst, m.name)
+			dst = jsontext.AppendString(dst, m.name)
 		}
 		dst = append(dst, ':')
 		dst = appendNode(dst, &m.val)

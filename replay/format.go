@@ -13,6 +13,8 @@ import (
 
 	"github.com/iii-go/iii/log"
 	"github.com/oklog/ulid/v2"
+
+	"github.com/iii-go/iii/internal/jsontext"
 )
 
 // Row is one record as JSON: index, id, time (RFC 3339, UTC, nanoseconds),
@@ -96,7 +98,7 @@ func (j *JSONWriter) appendRecord(b []byte, rec *log.Record) []byte {
 	b = append(b, `","time":"`...)
 	b = time.Unix(0, rec.Time).UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","kind":`...)
-	b = appendJSONString(b, rec.Kind.String())
+	b = jsontext.AppendString(b, rec.Kind.String())
 	for _, f := range [...]struct{ name, v string }{
 		{`,"stream":`, rec.Stream}, {`,"group":`, rec.Group}, {`,"item":`, rec.Item},
 		{`,"scope":`, rec.Scope}, {`,"key":`, rec.Key}, {`,"worker":`, rec.Worker},
@@ -104,7 +106,7 @@ func (j *JSONWriter) appendRecord(b []byte, rec *log.Record) []byte {
 	} {
 		if f.v != "" {
 			b = append(b, f.name...)
-			b = appendJSONString(b, f.v)
+			b = jsontext.AppendString(b, f.v)
 		}
 	}
 	if len(rec.Value) > 0 {
@@ -123,7 +125,7 @@ func (j *JSONWriter) appendRecord(b []byte, rec *log.Record) []byte {
 func (j *JSONWriter) appendRaw(b, v []byte) []byte {
 	j.compact.Reset()
 	if json.Compact(&j.compact, v) != nil {
-		return appendJSONString(b, string(v))
+		return jsontext.AppendString(b, string(v))
 	}
 	return append(b, j.compact.Bytes()...)
 }
@@ -592,59 +594,5 @@ func jsonValue(v []byte) json.RawMessage {
 	if json.Valid(v) {
 		return v
 	}
-	return appendJSONString(nil, string(v))
-}
-
-// appendJSONString appends s as a JSON string, escaped exactly as
-// encoding/json does with HTML escaping off: invalid UTF-8 becomes U+FFFD,
-// and U+2028 and U+2029 are escaped so the output is also valid JavaScript.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return jsontext.AppendString(nil, string(v))
 }

@@ -2,73 +2,17 @@ package wire
 
 import (
 	"encoding/json"
-	"unicode/utf8"
+
+	"github.com/iii-go/iii/internal/jsontext"
 )
+
+// AppendString appends s as a JSON string (see jsontext.AppendString).
+func AppendString(dst []byte, s string) []byte { return jsontext.AppendString(dst, s) }
 
 // Encoders for the frames the engine sends. They append to dst and never use
 // reflection: the invoke relay (AppendInvokeFunction, AppendInvocationResult,
 // AppendWithField) is the hot path. Raw JSON arguments are written as given, so
 // they must be valid JSON (Decode guarantees that for the fields it returns).
-
-// strSafe marks ASCII bytes AppendString can copy as they are.
-var strSafe = func() (t [256]bool) {
-	for i := 0x20; i < utf8.RuneSelf; i++ {
-		t[i] = true
-	}
-	t['"'] = false
-	t['\\'] = false
-	return
-}()
-
-const hexDigits = "0123456789abcdef"
-
-// AppendString appends s as a JSON string. Control characters, quotes and
-// backslashes are escaped; invalid UTF-8 becomes U+FFFD, so the output is always
-// a valid text-frame payload.
-func AppendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if strSafe[c] {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // appendStringField appends ,"key":"value" (key is a trusted literal).
 func appendStringField(dst []byte, key, value string) []byte {
