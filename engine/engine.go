@@ -76,6 +76,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	e.channels = newChannels(e.logger)
 	e.registerBuiltins()
 
+	if err := checkPorts(cfg); err != nil {
+		return nil, err
+	}
 	dir, inMemory := logLocation(cfg, opts.DataDir)
 	sync, err := log.ParseSyncPolicy(cfg.Engine.Sync)
 	if err != nil {
@@ -133,6 +136,27 @@ func (e *Engine) sweepChannels() {
 			return
 		}
 	}
+}
+
+// checkPorts fails fast, before the log is opened and a start is recorded,
+// when an address is already taken (the common way a start fails). listen
+// still reports the rare port taken in between.
+func checkPorts(cfg *config.Config) error {
+	var addrs []string
+	for _, l := range cfg.Listeners {
+		addrs = append(addrs, net.JoinHostPort(l.Host, strconv.Itoa(l.Port)))
+	}
+	if s := cfg.Stream; s != nil {
+		addrs = append(addrs, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
+	}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", a, err)
+		}
+		ln.Close()
+	}
+	return nil
 }
 
 // logLocation decides where the log lives: at the stream module's file_path
