@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"sort"
@@ -615,7 +616,7 @@ func (e *Engine) fnLog(level slog.Level) func(c *builtinCall) callOutcome {
 		if d := nonNull(in.Data); d != nil {
 			attrs = append(attrs, "data", string(d))
 		}
-		e.logger.Log(nil, level, in.Message, attrs...)
+		e.logger.Log(context.Background(), level, in.Message, attrs...)
 		return callOutcome{}
 	}
 }
