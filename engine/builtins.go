@@ -330,18 +330,17 @@ func strPtr(s string) *string {
 // engine's in-process modules.
 func (e *Engine) workerRows() []workerRow {
 	rows := []workerRow{}
-	modules := map[string]int{}
+	modules := map[string]int{} // engine functions per module name
+	counts := map[string]int{}  // functions per worker id
 	e.st.mu.RLock()
 	for _, f := range e.st.registry.Functions() {
 		if f.Worker == engineWorker {
 			modules[e.workerName(f)]++
+		} else {
+			counts[f.Worker]++
 		}
 	}
 	workers := e.st.registry.Workers()
-	counts := map[string]int{}
-	for _, f := range e.st.registry.Functions() {
-		counts[f.Worker]++
-	}
 	e.st.mu.RUnlock()
 	for _, name := range sortedKeys(modules) {
 		rows = append(rows, workerRow{Name: strPtr(name), ID: name, Runtime: strPtr("engine"), Version: strPtr(Version),

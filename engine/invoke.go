@@ -11,23 +11,19 @@ import (
 
 // Error codes the engine itself produces (spec README, "Error codes").
 const (
-	codeInvalidMessage     = "invalid_message"
-	codeInvalidArgument    = "invalid_argument"
-	codeFunctionNotFound   = "function_not_found"
-	codeForbidden          = "FORBIDDEN"
-	codeAuthError          = "AUTH_ERROR"
-	codeTimeout            = "timeout"
-	codeInvocationStopped  = "invocation_stopped"
-	codeEnqueueError       = "enqueue_error"
-	codeDeserialization    = "deserialization_error"
-	codeNotFound           = "NOT_FOUND"
-	codeInvalidArguments   = "INVALID_ARGUMENTS"
-	codeTriggerRegFailed   = "trigger_registration_failed"
-	codeUnregisterFailed   = "unregister_failed"
-	codeInternal           = "internal_error"
-	codeChannelSendFailed  = "channel_send_failed"
-	codeInvocationFailed   = "invocation_failed"
-	codeTriggerTypeMissing = "trigger_type_not_found"
+	codeInvalidMessage    = "invalid_message"
+	codeFunctionNotFound  = "function_not_found"
+	codeForbidden         = "FORBIDDEN"
+	codeAuthError         = "AUTH_ERROR"
+	codeTimeout           = "timeout"
+	codeInvocationStopped = "invocation_stopped"
+	codeEnqueueError      = "enqueue_error"
+	codeDeserialization   = "deserialization_error"
+	codeNotFound          = "NOT_FOUND"
+	codeInvalidArguments  = "INVALID_ARGUMENTS"
+	codeTriggerRegFailed  = "trigger_registration_failed"
+	codeUnregisterFailed  = "unregister_failed"
+	codeInternal          = "internal_error"
 )
 
 // callError is an ErrorBody the engine writes itself.
@@ -89,9 +85,8 @@ type call struct {
 	quietFailure bool             // trigger firings: failures are only logged at debug
 }
 
-// finish delivers the outcome to whoever is waiting. legID is the id the
-// executing worker used, for logs.
-func (c *call) finish(o callOutcome, legID string) {
+// finish delivers the outcome to whoever is waiting.
+func (c *call) finish(o callOutcome) {
 	switch {
 	case c.done != nil:
 		c.done <- o
@@ -241,7 +236,7 @@ func (s *session) result(m *wire.Message) {
 		// The waiter reads the outcome after this frame's buffer is reused.
 		o.errRaw, o.result = bytes.Clone(o.errRaw), bytes.Clone(o.result)
 	}
-	c.finish(o, m.InvocationID)
+	c.finish(o)
 }
 
 // call invokes a function on behalf of the engine itself (auth, hooks,

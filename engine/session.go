@@ -115,8 +115,8 @@ func (s *session) retire(why string) {
 	defer close(s.done)
 
 	e := s.e
-	for id, c := range pending {
-		c.finish(callOutcome{err: &callError{Code: codeInvocationStopped, Message: "Invocation stopped"}}, id)
+	for _, c := range pending {
+		c.finish(callOutcome{err: &callError{Code: codeInvocationStopped, Message: "Invocation stopped"}})
 	}
 	e.mu.Lock()
 	delete(e.sessions, s.id)

@@ -31,9 +31,8 @@ type store struct {
 
 // applied is what Apply hands back to the Append caller.
 type applied struct {
-	stream   projections.StreamChange
-	state    projections.StateChange
-	registry projections.RegistryChange
+	stream projections.StreamChange
+	state  projections.StateChange
 }
 
 func newStore() *store {
@@ -55,7 +54,7 @@ func (s *store) Apply(rec *log.Record) any {
 	case log.KindStateSet, log.KindStateUpdate, log.KindStateDelete:
 		res.state = s.states.Apply(rec)
 	default:
-		res.registry = s.registry.Apply(rec)
+		s.registry.Apply(rec)
 		s.subs.Apply(rec)
 	}
 	s.mu.Unlock()

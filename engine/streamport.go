@@ -212,14 +212,15 @@ func (p *streamPort) envelope(sub subscription, event string) []byte {
 }
 
 // publish offers one envelope to every connection with a matching
-// subscription: one copy per connection. It runs on the sequencer goroutine
-// and never blocks (a connection that cannot keep up is closed by wire).
+// subscription, once per connection. It runs on the sequencer goroutine and
+// never blocks (a connection that cannot keep up is closed by wire); the
+// frame is shared, since wire never modifies a queued frame.
 func (p *streamPort) publish(stream, group, item string, hasItem bool, env []byte) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	for sc := range p.groups[groupKey{stream, group}] {
 		if sc.matches(stream, group, item, hasItem) {
-			sc.conn.Send(append([]byte(nil), env...))
+			sc.conn.Send(env)
 		}
 	}
 }

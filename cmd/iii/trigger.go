@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,7 +52,7 @@ func runTrigger(args []string) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	h := &triggerClient{results: make(chan wire.Message, 1), closed: make(chan error, 1)}
+	h := &triggerClient{results: make(chan triggerResult, 1), closed: make(chan error, 1)}
 	conn, err := wire.Dial(ctx, url, h, wire.Options{})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "iii trigger: cannot connect to %s: %v\n", url, err)
@@ -67,19 +68,19 @@ func runTrigger(args []string) int {
 	}
 	select {
 	case m := <-h.results:
-		if m.Error != nil && string(m.Error) != "null" {
+		if m.err != nil && string(m.err) != "null" {
 			var body struct{ Code, Message string }
-			if json.Unmarshal(m.Error, &body) == nil && body.Code != "" {
+			if json.Unmarshal(m.err, &body) == nil && body.Code != "" {
 				fmt.Fprintf(os.Stderr, "%s: %s\n", body.Code, body.Message)
 			} else {
-				fmt.Fprintf(os.Stderr, "error: %s\n", m.Error)
+				fmt.Fprintf(os.Stderr, "error: %s\n", m.err)
 			}
 			return 1
 		}
-		if m.Result == nil {
+		if m.result == nil {
 			return 0 // the function returned nothing
 		}
-		fmt.Println(string(m.Result))
+		fmt.Println(string(m.result))
 		return 0
 	case err := <-h.closed:
 		fmt.Fprintf(os.Stderr, "iii trigger: connection closed before the result arrived: %v\n", err)
@@ -139,8 +140,14 @@ func engineURL(address, port string) (string, error) {
 // triggerClient waits for the one invocationresult the command asked for.
 type triggerClient struct {
 	msg     wire.Message
-	results chan wire.Message
+	results chan triggerResult
 	closed  chan error
+}
+
+// triggerResult holds copies of the answer's raw fields (the decode buffer
+// is reused); nil means the key was absent.
+type triggerResult struct {
+	result, err json.RawMessage
 }
 
 func (t *triggerClient) Open(*wire.Conn) {}
@@ -149,17 +156,8 @@ func (t *triggerClient) Message(_ *wire.Conn, frame []byte) {
 	if wire.Decode(frame, &t.msg) != nil || t.msg.Type != wire.TypeInvocationResult {
 		return
 	}
-	m := t.msg
-	m.Result = append(json.RawMessage(nil), m.Result...)
-	m.Error = append(json.RawMessage(nil), m.Error...)
-	if t.msg.Result == nil {
-		m.Result = nil
-	}
-	if t.msg.Error == nil {
-		m.Error = nil
-	}
 	select {
-	case t.results <- m:
+	case t.results <- triggerResult{result: bytes.Clone(t.msg.Result), err: bytes.Clone(t.msg.Error)}:
 	default:
 	}
 }

@@ -1,4 +1,0 @@
-// The seed's src/lib/iii.ts, verbatim.
-import { registerWorker } from 'iii-browser-sdk'
-
-export const iii = registerWorker('ws://localhost:3111')
