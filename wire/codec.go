@@ -189,10 +189,11 @@ func (m *Message) Reset() {
 
 // DecodeError is the error Decode and DecodeStreamRequest return. Its fields
 // carry whatever could be read, so the engine can answer in the right frame
-// (invocationresult, triggerregistrationresult or error). Its strings are
-// copies, safe to keep.
+// (invocationresult, triggerregistrationresult or error); for CodeTooDeep that
+// includes the members after the deep value. Its strings are copies, safe to
+// keep.
 type DecodeError struct {
-	Code    string // "invalid_message" or "invalid_argument"
+	Code    string // CodeInvalidMessage, CodeInvalidArgument or CodeTooDeep
 	Message string // names the field, e.g. `invokefunction: function_id must be a string, got number`
 
 	Type            Type
@@ -209,6 +210,9 @@ func (e *DecodeError) Error() string { return e.Code + ": " + e.Message }
 const (
 	CodeInvalidMessage  = "invalid_message"
 	CodeInvalidArgument = "invalid_argument"
+	// CodeTooDeep: valid JSON, but a value nests deeper than the decoder's
+	// limit (see DecodeDepth).
+	CodeTooDeep = "nesting_too_deep"
 )
 
 // Field slots filled by the scan, in no particular order.
@@ -318,6 +322,7 @@ type decodeState struct {
 	f     [numFields]span
 	typ   Type
 	tname string
+	deep  int // offset of the first bracket over the nesting limit, 0 if none
 	err   *DecodeError
 }
 
@@ -402,7 +407,28 @@ func (d *decodeState) rawObject(i int) json.RawMessage {
 // Decode decodes one protocol frame into m, reusing m's memory (see Message).
 // The frame is not retained. On failure it returns a *DecodeError and m holds
 // whatever was decoded; the engine should answer with the error, not use m.
+// It is DecodeDepth with DefaultMaxDepth.
 func Decode(frame []byte, m *Message) error {
+	return DecodeDepth(frame, m, DefaultMaxDepth)
+}
+
+// DecodeDepth is Decode with a nesting limit: every member value of the
+// frame's top-level object (data, result, metadata, config, error, …) may
+// contain at most maxDepth levels of objects and arrays, counting the value
+// itself; the top-level object does not count. With maxDepth 2, "data":[[1]]
+// and "data":{"a":[1]} are accepted and "data":[[[1]]] is not; scalars nest 0
+// levels, so maxDepth 1 still allows "data":{"a":1}. maxDepth <= 0 means
+// DefaultMaxDepth, and limits above HardMaxDepth are lowered to it.
+//
+// A frame over the limit fails with CodeTooDeep and a message naming the type,
+// the limit and the offset of the first bracket over it, e.g.
+// "invokefunction: message nests deeper than 128 levels at offset 97". The
+// rest of the deep value is still validated (without recursion) and the
+// members after it are read, so the error carries Type, InvocationID and ID
+// wherever they appear. Invalid JSON anywhere in the frame takes precedence
+// (CodeInvalidMessage); CodeTooDeep takes precedence over the checks of the
+// fields.
+func DecodeDepth(frame []byte, m *Message, maxDepth int) error {
 	m.Reset()
 	if len(frame) > math.MaxInt32 { // spans are int32
 		return &DecodeError{Code: CodeInvalidMessage, Message: "message larger than 2 GiB"}
@@ -412,9 +438,18 @@ func Decode(frame []byte, m *Message) error {
 	}
 	m.arena = append(m.arena[:0], frame...)
 	d := decodeState{b: m.arena}
-	if serr := d.scanTop(); serr != nil {
+	limit := clampDepth(maxDepth)
+	if serr := d.scanTop(limit); serr != nil {
 		d.err = nil
 		d.fail(CodeInvalidMessage, syntaxMessage(serr))
+		return d.finishError()
+	}
+	if d.deep != 0 {
+		tname := ""
+		if d.f[fType].kind == kindString {
+			tname = lookupType(d.str(fType)).String()
+		}
+		d.fail(CodeTooDeep, tooDeepMessage(tname, limit, d.deep))
 		return d.finishError()
 	}
 	t := d.f[fType]
@@ -446,15 +481,16 @@ func Decode(frame []byte, m *Message) error {
 // get small, so one 16 MiB message does not pin 16 MiB per connection forever.
 const arenaKeep = 1 << 20
 
-// scanTop walks the top-level object, recording the spans of known fields.
-func (d *decodeState) scanTop() *syntaxError {
+// scanTop walks the top-level object, recording the spans of known fields and
+// where a member value first went over maxDepth.
+func (d *decodeState) scanTop(maxDepth int) *syntaxError {
 	b := d.b
 	i := skipWS(b, 0)
 	if i >= len(b) {
 		return &syntaxError{i, "empty message"}
 	}
 	if b[i] != '{' {
-		j, k, serr := skipValue(b, i, 0)
+		j, k, serr := skipDeep(b, i) // not a message at any depth
 		if serr != nil {
 			return serr
 		}
@@ -463,7 +499,7 @@ func (d *decodeState) scanTop() *syntaxError {
 		}
 		return &syntaxError{-1, "message must be a JSON object, got " + kindName(k)}
 	}
-	it := newObjectIter(b, i, 1)
+	it := newObjectIter(b, i, maxDepth)
 	for {
 		mb, ok, serr := it.next()
 		if serr != nil {
@@ -479,6 +515,7 @@ func (d *decodeState) scanTop() *syntaxError {
 	if j := skipWS(b, it.i); j != len(b) {
 		return &syntaxError{j, "data after the top-level object"}
 	}
+	d.deep = it.deep
 	return nil
 }
 
@@ -487,6 +524,15 @@ func syntaxMessage(e *syntaxError) string {
 		return e.msg
 	}
 	return fmt.Sprintf("message is not valid JSON: %s at offset %d", e.msg, e.off)
+}
+
+// tooDeepMessage is the CodeTooDeep message; tname is the type's name or "".
+func tooDeepMessage(tname string, limit, off int) string {
+	msg := fmt.Sprintf("message nests deeper than %d levels at offset %d", limit, off)
+	if tname != "" {
+		msg = tname + ": " + msg
+	}
+	return msg
 }
 
 // fill validates and copies the fields of d.typ into m.
@@ -579,7 +625,7 @@ func (d *decodeState) action(m *Message) {
 	}
 	var typ, queue []byte
 	var tk, qk byte
-	it := newObjectIter(d.b[:s.end], int(s.start), 2)
+	it := newObjectIter(d.b[:s.end], int(s.start), HardMaxDepth) // within the limit: scanned already
 	for {
 		mb, ok, _ := it.next() // already validated by the scan
 		if !ok {

@@ -205,7 +205,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"triggerregistrationresult missing type", `{"type":"triggerregistrationresult","id":"t","function_id":"f"}`,
 			DecodeError{Code: CodeInvalidMessage, Message: "triggerregistrationresult: trigger_type is missing", Type: TypeTriggerRegistrationResult, ID: "t", HasID: true}},
 		{"deep nesting", `{"type":"ping","x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`,
-			DecodeError{Code: CodeInvalidMessage, Message: "nesting too deep", Type: TypePing}},
+			DecodeError{Code: CodeTooDeep, Message: "ping: message nests deeper than 128 levels at offset 147", Type: TypePing}},
 		{"empty", ``, DecodeError{Code: CodeInvalidMessage, Message: "empty message"}},
 	}
 	var m Message

@@ -7,8 +7,11 @@
 //   - Paths: "/" (any query) goes to the Handler; "/otel" (any query) is
 //     drained when Options.Telemetry is set; Options.Route may hand other paths
 //     to Handlers of their own (data channels); everything else is an HTTP
-//     404 without upgrade. Any Origin is accepted; no compression is
-//     negotiated.
+//     404 without upgrade. No compression is negotiated.
+//   - Origins: requests without an Origin header (worker processes) are always
+//     accepted; with Options.AllowOrigin set, a browser's upgrade from an
+//     origin it refuses gets HTTP 403 on any path (OriginList builds the check
+//     from a list). Without it any Origin is accepted.
 //   - Handler methods run on the connection's read goroutine, in order (see
 //     Handler); a FrameHandler gets raw text and binary frames. Send and
 //     SendBinary never block and may be called from anywhere, Open included;
@@ -23,5 +26,8 @@
 // for clients) into a reusable Message without allocating; its strings and raw
 // fields are views that live until the next Decode (see Message). Errors are
 // *DecodeError with the invalid_message / invalid_argument codes of spec README
-// "Error codes". The Append* encoders build engine→client frames.
+// "Error codes", or nesting_too_deep (CodeTooDeep) when a value nests deeper
+// than DefaultMaxDepth objects/arrays (DecodeDepth and
+// DecodeStreamRequestDepth take another limit). The Append* encoders build
+// engine→client frames.
 package wire

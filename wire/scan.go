@@ -40,9 +40,23 @@ func kindName(k byte) string {
 	return "nothing"
 }
 
-// maxDepth bounds nesting like encoding/json does, so a hostile frame cannot
-// blow the stack.
-const maxDepth = 10000
+// Nesting limits of the decoders (see DecodeDepth).
+const (
+	// DefaultMaxDepth is the nesting limit of Decode and DecodeStreamRequest,
+	// and of the *Depth variants given a limit <= 0.
+	DefaultMaxDepth = 128
+	// HardMaxDepth caps any limit a caller passes: the scanner recurses once
+	// per level, and this keeps its stack use bounded.
+	HardMaxDepth = 10000
+)
+
+// clampDepth maps a caller's limit to the one the scanner enforces.
+func clampDepth(maxDepth int) int {
+	if maxDepth <= 0 {
+		return DefaultMaxDepth
+	}
+	return min(maxDepth, HardMaxDepth)
+}
 
 // syntaxError describes where a frame stops being JSON. It is a value type so
 // the success path allocates nothing.
@@ -50,6 +64,12 @@ type syntaxError struct {
 	off int
 	msg string
 }
+
+// msgTooDeep marks the syntaxError of a value that opens more levels than its
+// budget (see skipValue): the one error the decoders recover from.
+const msgTooDeep = "nesting too deep"
+
+func (e *syntaxError) deep() bool { return e.msg == msgTooDeep }
 
 // strPlain marks bytes that may appear unescaped inside a JSON string and need
 // no attention from the unescaper.
@@ -237,8 +257,10 @@ func scanLiteral(b []byte, i int, lit string) (int, *syntaxError) {
 }
 
 // skipValue validates the JSON value starting at b[i] (no leading whitespace)
-// and returns the index just past it and its kind.
-func skipValue(b []byte, i, depth int) (int, byte, *syntaxError) {
+// and returns the index just past it and its kind. budget is the number of
+// nested objects/arrays the value may open (1 for [1], 2 for [[1]]); a value
+// that opens more fails with a deep syntaxError at the first bracket over it.
+func skipValue(b []byte, i, budget int) (int, byte, *syntaxError) {
 	if i >= len(b) {
 		return i, kindNone, &syntaxError{i, "unexpected end of input"}
 	}
@@ -247,10 +269,16 @@ func skipValue(b []byte, i, depth int) (int, byte, *syntaxError) {
 		j, _, err := scanString(b, i)
 		return j, kindString, err
 	case c == '{':
-		j, err := skipObject(b, i, depth+1)
+		if budget <= 0 {
+			return i, kindObject, &syntaxError{i, msgTooDeep}
+		}
+		j, err := skipObject(b, i, budget-1)
 		return j, kindObject, err
 	case c == '[':
-		j, err := skipArray(b, i, depth+1)
+		if budget <= 0 {
+			return i, kindArray, &syntaxError{i, msgTooDeep}
+		}
+		j, err := skipArray(b, i, budget-1)
 		return j, kindArray, err
 	case c == 't':
 		j, err := scanLiteral(b, i, "true")
@@ -269,10 +297,9 @@ func skipValue(b []byte, i, depth int) (int, byte, *syntaxError) {
 	}
 }
 
-func skipObject(b []byte, i, depth int) (int, *syntaxError) {
-	if depth > maxDepth {
-		return i, &syntaxError{i, "nesting too deep"}
-	}
+// skipObject skips the object at b[i] == '{'; budget is what its member values
+// may still open.
+func skipObject(b []byte, i, budget int) (int, *syntaxError) {
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
@@ -289,7 +316,7 @@ func skipObject(b []byte, i, depth int) (int, *syntaxError) {
 		if i >= len(b) || b[i] != ':' {
 			return i, &syntaxError{i, "expected ':' after object key"}
 		}
-		if i, _, err = skipValue(b, skipWS(b, i+1), depth); err != nil {
+		if i, _, err = skipValue(b, skipWS(b, i+1), budget); err != nil {
 			return i, err
 		}
 		i = skipWS(b, i)
@@ -307,17 +334,34 @@ func skipObject(b []byte, i, depth int) (int, *syntaxError) {
 	}
 }
 
-func skipArray(b []byte, i, depth int) (int, *syntaxError) {
-	if depth > maxDepth {
-		return i, &syntaxError{i, "nesting too deep"}
+// scanKey skips `"key" :` and the whitespace after it, b[i] being the quote.
+// skipObject and objectIter.next keep their own copies: it is not inlined, and
+// a call per key shows in the decode benchmarks.
+func scanKey(b []byte, i int) (int, *syntaxError) {
+	if i >= len(b) || b[i] != '"' {
+		return i, &syntaxError{i, "expected object key"}
 	}
+	i, _, err := scanString(b, i)
+	if err != nil {
+		return i, err
+	}
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return i, &syntaxError{i, "expected ':' after object key"}
+	}
+	return skipWS(b, i+1), nil
+}
+
+// skipArray skips the array at b[i] == '['; budget is what its elements may
+// still open.
+func skipArray(b []byte, i, budget int) (int, *syntaxError) {
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
 	}
 	for {
 		var err *syntaxError
-		if i, _, err = skipValue(b, i, depth); err != nil {
+		if i, _, err = skipValue(b, i, budget); err != nil {
 			return i, err
 		}
 		i = skipWS(b, i)
@@ -335,18 +379,104 @@ func skipArray(b []byte, i, depth int) (int, *syntaxError) {
 	}
 }
 
+// skipDeep validates the value at b[i] like skipValue, with the same errors,
+// but iteratively and without a depth limit: it keeps one bit per open
+// container on the heap instead of one stack frame. The decoders use it to get
+// past a value that went over the limit (so that the members after it are
+// still read) and for non-object frames; both are error paths.
+func skipDeep(b []byte, i int) (int, byte, *syntaxError) {
+	if i >= len(b) {
+		return i, kindNone, &syntaxError{i, "unexpected end of input"}
+	}
+	kind := kindObject
+	switch b[i] {
+	case '[':
+		kind = kindArray
+	case '{':
+	default:
+		return skipValue(b, i, 0) // not a container
+	}
+	var open []uint64 // bit n set: container n (outermost 0) is an object
+	depth := 0
+	for {
+		// b[i] starts a value inside the containers open so far.
+		if i >= len(b) {
+			return i, kind, &syntaxError{i, "unexpected end of input"}
+		}
+		var err *syntaxError
+		switch c := b[i]; c {
+		case '{', '[':
+			if depth/64 == len(open) {
+				open = append(open, 0)
+			}
+			if c == '{' {
+				open[depth/64] |= 1 << (depth % 64)
+			} else {
+				open[depth/64] &^= 1 << (depth % 64)
+			}
+			depth++
+			i = skipWS(b, i+1)
+			switch {
+			case i < len(b) && b[i] == c+2: // '}' and ']' are '{'+2 and '['+2
+				depth--
+				i++
+			case c == '{':
+				if i, err = scanKey(b, i); err != nil {
+					return i, kind, err
+				}
+				continue
+			default:
+				continue
+			}
+		default:
+			if i, _, err = skipValue(b, i, 0); err != nil { // not a container
+				return i, kind, err
+			}
+		}
+		// A value just ended: close containers until one expects another value.
+		for {
+			if depth == 0 {
+				return i, kind, nil
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return i, kind, &syntaxError{i, "unexpected end of input"}
+			}
+			obj := open[(depth-1)/64]&(1<<((depth-1)%64)) != 0
+			switch c := b[i]; {
+			case c == ',' && obj:
+				if i, err = scanKey(b, skipWS(b, i+1)); err != nil {
+					return i, kind, err
+				}
+			case c == ',':
+				i = skipWS(b, i+1)
+			case c == '}' && obj, c == ']' && !obj:
+				depth--
+				i++
+				continue
+			case obj:
+				return i, kind, &syntaxError{i, "expected ',' or '}' in object"}
+			default:
+				return i, kind, &syntaxError{i, "expected ',' or ']' in array"}
+			}
+			break
+		}
+	}
+}
+
 // objectIter walks the members of one JSON object in place. next returns the
 // raw key bytes (unescaped into the buffer when needed) and the value span.
 type objectIter struct {
-	b     []byte
-	i     int
-	first bool
-	depth int
+	b      []byte
+	i      int
+	first  bool
+	budget int // nesting each member value may open (see skipValue)
+	deep   int // offset of the first bracket over budget, 0 if none
 }
 
 // newObjectIter starts at b[i] == '{'.
-func newObjectIter(b []byte, i, depth int) objectIter {
-	return objectIter{b: b, i: i + 1, first: true, depth: depth}
+func newObjectIter(b []byte, i, budget int) objectIter {
+	return objectIter{b: b, i: i + 1, first: true, budget: budget}
 }
 
 // member is one key/value pair of an object; the value is b[start:end].
@@ -358,7 +488,10 @@ type member struct {
 }
 
 // next returns ok=false at the closing brace. Keys containing escapes are
-// unescaped in place (the buffer is the decoder's own copy).
+// unescaped in place (the buffer is the decoder's own copy). A member value
+// nested deeper than the budget is not an error here: next records where it
+// went over in it.deep, validates the rest of it with skipDeep and goes on, so
+// the caller still sees the members after it (type, invocation_id, …).
 func (it *objectIter) next() (m member, ok bool, err *syntaxError) {
 	b := it.b
 	i := skipWS(b, it.i)
@@ -403,7 +536,13 @@ func (it *objectIter) next() (m member, ok bool, err *syntaxError) {
 		m.kind = kindString
 		i, m.esc, serr = scanString(b, i)
 	} else {
-		i, m.kind, serr = skipValue(b, i, it.depth)
+		i, m.kind, serr = skipValue(b, i, it.budget)
+		if serr != nil && serr.deep() {
+			if it.deep == 0 {
+				it.deep = serr.off
+			}
+			i, m.kind, serr = skipDeep(b, m.start)
+		}
 	}
 	if serr != nil {
 		return m, false, serr

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +48,16 @@ type Options struct {
 	// upgrading. It runs on the connection's goroutine and should not block.
 	// Without Route every other path is a 404.
 	Route func(path, rawQuery string) Handler
+	// AllowOrigin vets browsers (Listen only). Browsers send an Origin header
+	// on every WebSocket upgrade; worker processes send none. It is called
+	// with the header of each request that carries a non-empty Origin, before
+	// routing, so it guards "/", "/otel" and the Route paths alike; when it
+	// returns false the request gets HTTP 403 with a text/plain body naming
+	// the origin, and is closed without upgrading (nor calling Route). nil
+	// accepts every origin; requests without Origin are always accepted.
+	// OriginList builds one from a list. It runs on the connection's goroutine
+	// and should not block.
+	AllowOrigin func(origin string) bool
 	// Header holds extra upgrade request headers (Dial only).
 	Header http.Header
 	// Logger receives connection-level events. Default slog.Default().
@@ -248,6 +259,12 @@ func (s *Server) upgrade(nc net.Conn) (*Conn, *gws.Conn) {
 		return nil, nil
 	}
 	_ = nc.SetReadDeadline(time.Time{})
+	if origin := req.Header.Get("Origin"); origin != "" && s.o.AllowOrigin != nil && !s.o.AllowOrigin(origin) {
+		// Before routing: a refused page learns nothing about which paths exist.
+		s.o.Logger.Debug("wire: origin refused", "remote", nc.RemoteAddr().String(), "path", req.URL.Path, "origin", origin)
+		s.refuse(nc, "403 Forbidden", fmt.Sprintf("origin %q is not allowed on this listener (allowed_origins)\n", clip(origin, 256)))
+		return nil, nil
+	}
 	var h Handler
 	drain := false // /otel: upgraded without a Handler
 	switch {
@@ -259,9 +276,7 @@ func (s *Server) upgrade(nc net.Conn) (*Conn, *gws.Conn) {
 		h = s.o.Route(req.URL.Path, req.URL.RawQuery)
 	}
 	if h == nil && !drain {
-		const body = "404 page not found\n"
-		_ = nc.SetWriteDeadline(time.Now().Add(s.o.HandshakeTimeout))
-		_, _ = fmt.Fprintf(nc, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+		s.refuse(nc, "404 Not Found", "404 page not found\n")
 		return nil, nil
 	}
 	ws, err := s.upgrader.UpgradeFromConn(nc, br, req)
@@ -281,6 +296,48 @@ func (s *Server) upgrade(nc net.Conn) (*Conn, *gws.Conn) {
 	ws.Session().(*connSession).c = c
 	c.start()
 	return c, ws
+}
+
+// refuse answers an HTTP error without upgrading; the caller closes nc.
+func (s *Server) refuse(nc net.Conn, status, body string) {
+	_ = nc.SetWriteDeadline(time.Now().Add(s.o.HandshakeTimeout))
+	_, _ = fmt.Fprintf(nc, "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, len(body), body)
+}
+
+// clip shortens a peer-supplied string for a response body.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// OriginList returns an Options.AllowOrigin that accepts the origins in
+// allowed: exact matches, ignoring case, surrounding spaces and a
+// trailing slash on either side ("http://localhost:5173/" matches
+// "http://LocalHost:5173"). "*" accepts every origin; an empty list accepts
+// none, so every request with an Origin header gets 403. The list is copied.
+func OriginList(allowed []string) func(origin string) bool {
+	norm := func(o string) string { return strings.TrimSuffix(strings.TrimSpace(o), "/") }
+	list := make([]string, 0, len(allowed))
+	for _, a := range allowed {
+		a = norm(a)
+		if a == "*" {
+			return func(string) bool { return true }
+		}
+		if a != "" {
+			list = append(list, a)
+		}
+	}
+	return func(origin string) bool {
+		origin = norm(origin)
+		for _, a := range list {
+			if strings.EqualFold(a, origin) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 func (s *Server) forget(c *Conn) {

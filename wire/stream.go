@@ -19,8 +19,18 @@ type StreamRequest struct {
 
 // DecodeStreamRequest decodes a stream-port frame into r. It returns a
 // *DecodeError (code invalid_message) naming the field when the frame is not a
-// join/leave request with the required string fields.
+// join/leave request with the required string fields. It is
+// DecodeStreamRequestDepth with DefaultMaxDepth.
 func DecodeStreamRequest(frame []byte, r *StreamRequest) error {
+	return DecodeStreamRequestDepth(frame, r, DefaultMaxDepth)
+}
+
+// DecodeStreamRequestDepth is DecodeStreamRequest with the nesting limit of
+// DecodeDepth (the same counting: "data":{"id":"a"} nests 1 level, maxDepth
+// <= 0 means DefaultMaxDepth): a frame over it fails with CodeTooDeep, e.g.
+// "join: message nests deeper than 128 levels at offset 40". Invalid JSON takes
+// precedence over it, and it over the checks of the fields.
+func DecodeStreamRequestDepth(frame []byte, r *StreamRequest, maxDepth int) error {
 	*r = StreamRequest{}
 	b := append([]byte(nil), frame...) // unescaping works in place
 	fail := func(format string, args ...any) error {
@@ -31,7 +41,7 @@ func DecodeStreamRequest(frame []byte, r *StreamRequest) error {
 		return fail("empty message")
 	}
 	if b[i] != '{' {
-		j, k, serr := skipValue(b, i, 0)
+		j, k, serr := skipDeep(b, i) // not a request at any depth
 		if serr == nil && skipWS(b, j) == len(b) {
 			return fail("message must be a JSON object, got %s", kindName(k))
 		}
@@ -40,8 +50,9 @@ func DecodeStreamRequest(frame []byte, r *StreamRequest) error {
 		}
 		return fail("%s", syntaxMessage(serr))
 	}
+	limit := clampDepth(maxDepth)
 	var typ, data member
-	it := newObjectIter(b, i, 1)
+	it := newObjectIter(b, i, limit)
 	for {
 		mb, ok, serr := it.next()
 		if serr != nil {
@@ -59,6 +70,15 @@ func DecodeStreamRequest(frame []byte, r *StreamRequest) error {
 	}
 	if j := skipWS(b, it.i); j != len(b) {
 		return fail("%s", syntaxMessage(&syntaxError{j, "data after the top-level object"}))
+	}
+	if it.deep != 0 {
+		tname := ""
+		if typ.kind == kindString {
+			if t := memberString(b, typ); t == "join" || t == "leave" {
+				tname = t
+			}
+		}
+		return &DecodeError{Code: CodeTooDeep, Message: tooDeepMessage(tname, limit, it.deep)}
 	}
 	switch typ.kind {
 	case kindString:
@@ -79,7 +99,7 @@ func DecodeStreamRequest(frame []byte, r *StreamRequest) error {
 		return fail("%s: data must be an object, got %s", r.Type, kindName(data.kind))
 	}
 	var sub, stream, group, item member
-	it = newObjectIter(b[:data.end], data.start, 2)
+	it = newObjectIter(b[:data.end], data.start, HardMaxDepth) // within the limit: scanned already
 	for {
 		mb, ok, _ := it.next() // validated above
 		if !ok {
