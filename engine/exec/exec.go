@@ -1,13 +1,30 @@
 // Package exec is the engine's exec module (iii-exec): it runs the
 // configured shell command lines as a pipeline, forwards their output line
-// by line with a prefix naming the command, restarts the pipeline when a
-// watched file changes, and takes the processes down on shutdown.
+// by line with a prefix naming the command, supervises the pipeline (restart
+// with backoff after an unexpected exit, restart when a watched file
+// changes), and takes the processes down on shutdown.
 //
 // Every line runs as `sh -c "<line>"` in its own process group, so a
 // signal reaches everything the line started. Lines run in order; each but
-// the last must exit 0 or the pipeline stops. The last is left running and
-// is not restarted when it exits (only a watched change or an engine
-// restart runs the pipeline again).
+// the last must exit 0 before the next starts. The last is left running.
+//
+// Restart rules:
+//   - The last line exiting 0 is a clean stop: it is logged and not
+//     restarted (a watched change or an engine restart runs the pipeline
+//     again).
+//   - The last line exiting non-zero or killed by a signal the module did
+//     not send, an earlier line exiting non-zero, or a line that cannot be
+//     started is an unexpected exit: a warning names the command, its exit
+//     status or signal and the delay, and after that delay the whole
+//     pipeline runs again from its first line. Whatever the failed line
+//     left running in its process group is stopped first.
+//   - The delay starts at Config.RestartDelay (1 s), doubles after each
+//     unexpected exit up to Config.MaxRestartDelay (30 s), and is back to
+//     its start value for a run that stayed up Config.StableUptime (10 s)
+//     or that a watched change started.
+//   - Shutdown (Stop) never restarts anything, also while a restart is
+//     pending; processes stopped by the module itself (shutdown, watched
+//     change) do not count as unexpected exits.
 //
 // Watch patterns are polled (no OS notification dependency). A pattern's
 // root is its directory part before the first `*` ("." when empty), watched
@@ -36,6 +53,10 @@ const (
 	DefaultGrace        = 3 * time.Second
 	DefaultPollInterval = 300 * time.Millisecond
 	DefaultDebounce     = 200 * time.Millisecond
+
+	DefaultRestartDelay    = time.Second
+	DefaultMaxRestartDelay = 30 * time.Second
+	DefaultStableUptime    = 10 * time.Second
 )
 
 // Config configures a Runner.
@@ -60,6 +81,15 @@ type Config struct {
 	// Debounce is the quiet time after the last change before restarting
 	// (default 200 ms), so a burst of writes restarts once.
 	Debounce time.Duration
+	// RestartDelay is the wait before the first restart after an unexpected
+	// exit (default 1 s); it doubles after each further unexpected exit.
+	RestartDelay time.Duration
+	// MaxRestartDelay caps the doubled restart delay (default 30 s, never
+	// below RestartDelay).
+	MaxRestartDelay time.Duration
+	// StableUptime is how long a run must stay up for the restart delay to
+	// start over at RestartDelay (default 10 s).
+	StableUptime time.Duration
 }
 
 // Runner runs one exec module's pipeline.
@@ -77,9 +107,10 @@ type Runner struct {
 }
 
 // Start starts the pipeline in the background and returns at once; a
-// command that cannot start or fails is logged, not returned. Output goes
-// to stdout and stderr (os.Stdout / os.Stderr when nil), each line prefixed
-// with `[<command>] `; logger nil means slog.Default().
+// command that cannot start or fails is logged and retried (rules in the
+// package doc), not returned. Output goes to stdout and stderr (os.Stdout /
+// os.Stderr when nil), each line prefixed with `[<command>] `; logger nil
+// means slog.Default().
 func Start(cfg Config, stdout, stderr io.Writer, logger *slog.Logger) *Runner {
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
@@ -89,6 +120,16 @@ func Start(cfg Config, stdout, stderr io.Writer, logger *slog.Logger) *Runner {
 	}
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = DefaultDebounce
+	}
+	if cfg.RestartDelay <= 0 {
+		cfg.RestartDelay = DefaultRestartDelay
+	}
+	if cfg.MaxRestartDelay <= 0 {
+		cfg.MaxRestartDelay = DefaultMaxRestartDelay
+	}
+	cfg.MaxRestartDelay = max(cfg.MaxRestartDelay, cfg.RestartDelay)
+	if cfg.StableUptime <= 0 {
+		cfg.StableUptime = DefaultStableUptime
 	}
 	if stdout == nil {
 		stdout = os.Stdout
@@ -122,10 +163,11 @@ func Start(cfg Config, stdout, stderr io.Writer, logger *slog.Logger) *Runner {
 	return r
 }
 
-// Stop terminates the running process group (SIGTERM, then SIGKILL after
-// the grace period), reaps it and waits for its output to drain. It returns
-// early with ctx's error if ctx ends first; the processes are still taken
-// down in the background. Stop may be called more than once.
+// Stop cancels any pending restart, terminates the running process group
+// (SIGTERM, then SIGKILL after the grace period), reaps it and waits for
+// its output to drain; nothing is started afterwards. It returns early with
+// ctx's error if ctx ends first; the processes are still taken down in the
+// background. Stop may be called more than once.
 func (r *Runner) Stop(ctx context.Context) error {
 	r.cancel()
 	select {
@@ -138,36 +180,114 @@ func (r *Runner) Stop(ctx context.Context) error {
 	return nil
 }
 
-// supervise runs the pipeline, reruns it on watched changes, and stops it
-// when ctx ends.
+// supervise runs the pipeline, reruns it after an unexpected exit (with
+// backoff) or a watched change, and stops it when ctx ends.
 func (r *Runner) supervise(ctx context.Context, changes <-chan string) {
 	defer close(r.done)
+	if len(r.cfg.Commands) == 0 {
+		<-ctx.Done()
+		return
+	}
+	delay := r.cfg.RestartDelay
 	for {
 		p := &pipeline{r: r, done: make(chan struct{})}
+		began := time.Now()
 		go p.run()
 		select {
 		case <-ctx.Done():
 			p.terminate(r.cfg.Grace)
 			return
 		case path := <-changes:
-			r.log.Info("exec: watched file changed, restarting", "path", path)
-			p.terminate(r.cfg.Grace)
-			// Changes seen while stopping are already visible to the new run.
-			select {
-			case <-changes:
-			default:
-			}
+			r.restartOnChange(p, path, changes)
+			delay = r.cfg.RestartDelay
 			if ctx.Err() != nil {
 				return
 			}
+			continue
+		case <-p.done:
+		}
+
+		// The run ended on its own (terminate was not called). After a clean
+		// stop retry stays nil: only a change or shutdown ends the wait.
+		var retry <-chan time.Time
+		if p.end.err == nil {
+			r.log.Info("exec: command exited cleanly, not restarting", "command", p.end.line)
+		} else {
+			if time.Since(began) >= r.cfg.StableUptime {
+				delay = r.cfg.RestartDelay
+			}
+			r.logFailure(p.end, delay)
+			// An abandoned timer is collected once unreferenced (Go ≥ 1.23).
+			retry = time.After(delay)
+			delay = r.nextDelay(delay)
+		}
+		select {
+		case <-ctx.Done():
+			// Nothing new starts; leftovers of the ended run still go down.
+			p.terminate(r.cfg.Grace)
+			return
+		case path := <-changes:
+			r.restartOnChange(p, path, changes)
+			delay = r.cfg.RestartDelay
+		case <-retry:
+			// The failed line's group may still hold children (a server it
+			// forked): they would clash with the new run.
+			p.terminate(r.cfg.Grace)
+		}
+		if ctx.Err() != nil {
+			return
 		}
 	}
+}
+
+// restartOnChange takes the pipeline down for a watched change.
+func (r *Runner) restartOnChange(p *pipeline, path string, changes <-chan string) {
+	r.log.Info("exec: watched file changed, restarting", "path", path)
+	p.terminate(r.cfg.Grace)
+	// Changes seen while stopping are already visible to the new run.
+	select {
+	case <-changes:
+	default:
+	}
+}
+
+// logFailure reports an unexpected end of a run and when it runs again.
+func (r *Runner) logFailure(e end, delay time.Duration) {
+	args := []any{"command", e.line}
+	if e.notStarted {
+		r.log.Warn("exec: command could not start; restarting",
+			append(args, "err", e.err, "restart_in", delay)...)
+		return
+	}
+	if e.skipped > 0 {
+		args = append(args, "skipped", e.skipped)
+	}
+	// ExitError reads "exit status 3" or "signal: killed".
+	r.log.Warn("exec: command exited unexpectedly; restarting",
+		append(args, "exit", e.err.Error(), "restart_in", delay)...)
+}
+
+// nextDelay doubles the restart delay up to the configured cap.
+func (r *Runner) nextDelay(d time.Duration) time.Duration {
+	if d > r.cfg.MaxRestartDelay/2 {
+		return r.cfg.MaxRestartDelay
+	}
+	return 2 * d
+}
+
+// end is how a run that was not stopped by the Runner ended.
+type end struct {
+	line       string // the line that ended the run
+	err        error  // nil: the last line exited 0
+	notStarted bool   // err is from starting the line, not from its exit
+	skipped    int    // lines after it that did not run
 }
 
 // pipeline is one run of the command lines.
 type pipeline struct {
 	r    *Runner
 	done chan struct{} // closed when run returns
+	end  end           // set before done closes unless the run was stopped
 
 	mu       sync.Mutex
 	stopping bool // no further line may start
@@ -181,6 +301,7 @@ func (p *pipeline) run() {
 	defer close(p.done)
 	r := p.r
 	for i, line := range r.cfg.Commands {
+		skipped := len(r.cfg.Commands) - 1 - i
 		p.mu.Lock()
 		if p.stopping {
 			p.mu.Unlock()
@@ -190,7 +311,7 @@ func (p *pipeline) run() {
 		cmd, err := r.spawn(line)
 		if err != nil {
 			p.mu.Unlock()
-			r.log.Error("exec: cannot start command, pipeline stopped", "command", line, "err", err)
+			p.end = end{line: line, err: err, notStarted: true, skipped: skipped}
 			return
 		}
 		p.pgid, p.reaped = cmd.Process.Pid, false
@@ -203,18 +324,12 @@ func (p *pipeline) run() {
 		stopping := p.stopping
 		p.mu.Unlock()
 		if stopping {
+			// The Runner's own signal ended it: not an exit to report.
 			return
 		}
-		last := i == len(r.cfg.Commands)-1
-		switch {
-		case err != nil && !last:
-			r.log.Error("exec: command failed, pipeline stopped", "command", line, "err", err,
-				"skipped", len(r.cfg.Commands)-1-i)
+		if err != nil || skipped == 0 {
+			p.end = end{line: line, err: err, skipped: skipped}
 			return
-		case err != nil:
-			r.log.Warn("exec: command exited", "command", line, "err", err)
-		case last:
-			r.log.Info("exec: command exited", "command", line)
 		}
 	}
 }
@@ -271,13 +386,13 @@ func (r *Runner) spawn(line string) (*exec.Cmd, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stdout pipe: %w", err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return nil, err
+		return nil, fmt.Errorf("stderr pipe: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	err = cmd.Start()
@@ -288,7 +403,7 @@ func (r *Runner) spawn(line string) (*exec.Cmd, error) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		return nil, err
+		return nil, fmt.Errorf("start sh: %w", err)
 	}
 	prefix := label(line)
 	r.out.pump(outR, prefix, r.stdout)

@@ -112,7 +112,7 @@ func TestOutputPrefixedLineByLine(t *testing.T) {
 	first := "echo one; echo oops >&2; printf 'two\\r\\nthree'"
 	h := start(t, Config{Commands: []string{first, "echo last"}})
 	waitFor(t, "the last command to exit", func() bool {
-		return strings.Contains(h.log.String(), `msg="exec: command exited" module=iii-exec command="echo last"`)
+		return strings.Contains(h.log.String(), `msg="exec: command exited cleanly, not restarting" module=iii-exec command="echo last"`)
 	})
 	h.stop(t)
 	p := label(first)
@@ -134,20 +134,6 @@ func TestLongLinesAreSplit(t *testing.T) {
 	}
 	if n := strings.Count(lines[0]+lines[1], "x"); n != 70000 {
 		t.Fatalf("lost bytes: %d x", n)
-	}
-}
-
-func TestPipelineStopsOnFailingLine(t *testing.T) {
-	h := start(t, Config{Commands: []string{"echo first", "echo failing; exit 3", "echo never"}})
-	waitFor(t, "the failure to be logged", func() bool {
-		return strings.Contains(h.log.String(), "pipeline stopped")
-	})
-	h.stop(t)
-	if got, want := h.out.String(), "[echo first] first\n[echo failing; exit 3] failing\n"; got != want {
-		t.Errorf("stdout %q, want %q", got, want)
-	}
-	if l := h.log.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "exit status 3") || !strings.Contains(l, "skipped=1") {
-		t.Errorf("log %q", l)
 	}
 }
 
@@ -185,6 +171,9 @@ func TestStopTerminatesGracefully(t *testing.T) {
 	if strings.Contains(h.log.String(), "outlived the grace period") {
 		t.Errorf("SIGTERM should have been enough: %s", h.log.String())
 	}
+	if strings.Contains(h.log.String(), "restarting") {
+		t.Errorf("a stop by the Runner is not an unexpected exit: %s", h.log.String())
+	}
 }
 
 func TestStopKillsGroupIgnoringSIGTERM(t *testing.T) {
@@ -196,10 +185,10 @@ func TestStopKillsGroupIgnoringSIGTERM(t *testing.T) {
 	out := h.out.String()
 	leader, child := pids(t, out, "leader")[0], pids(t, out, "child")[0]
 	h.stop(t)
+	// SIGKILL is delivered asynchronously: a killed child may take a moment
+	// to die after its shell was reaped.
 	for _, pid := range []int{leader, child} {
-		if !gone(pid) {
-			t.Errorf("pid %d survived Stop", pid)
-		}
+		waitFor(t, "pid "+strconv.Itoa(pid)+" to die after Stop", func() bool { return gone(pid) })
 	}
 	if !strings.Contains(h.log.String(), "outlived the grace period") {
 		t.Errorf("expected SIGKILL escalation in log: %s", h.log.String())
@@ -263,6 +252,9 @@ func TestWatchRestart(t *testing.T) {
 	waitFor(t, "restart after remove", func() bool { return runs() == 4 })
 	if !strings.Contains(h.log.String(), "watched file changed") {
 		t.Errorf("restart not logged: %s", h.log.String())
+	}
+	if strings.Contains(h.log.String(), "unexpectedly") {
+		t.Errorf("a watched restart is not an unexpected exit: %s", h.log.String())
 	}
 }
 
@@ -334,5 +326,211 @@ func TestScanSkipsDependencyTrees(t *testing.T) {
 	slices.Sort(keys)
 	if want := "a.ts node_modules/pkg/c.ts src/b.ts"; strings.Join(keys, " ") != want {
 		t.Fatalf("scanned %q, want %q", keys, want)
+	}
+}
+
+// counter is a shell snippet that bumps the number in file n and leaves it
+// in $n, so each run of a command knows which run it is.
+const counter = `n=$(($(cat n 2>/dev/null || echo 0)+1)); echo $n > n; `
+
+// stamps returns the nanosecond start times each run appended to dir/runs.
+func stamps(t *testing.T, dir string) []time.Time {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "runs"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []time.Time
+	for _, f := range strings.Fields(string(b)) {
+		ns, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			t.Fatalf("bad stamp %q: %v", f, err)
+		}
+		out = append(out, time.Unix(0, ns))
+	}
+	return out
+}
+
+// delays returns the restart_in values logged so far, in order.
+func delays(t *testing.T, log string) []time.Duration {
+	t.Helper()
+	var out []time.Duration
+	for _, m := range regexp.MustCompile(`restart_in=(\S+)`).FindAllStringSubmatch(log, -1) {
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatalf("bad restart_in %q: %v", m[1], err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func TestUnexpectedExitRestarts(t *testing.T) {
+	const stamp = "date +%s%N >> runs; "
+	tests := []struct {
+		name    string
+		command string
+		exit    string // logged exit; "" means a clean stop, not restarted
+	}{
+		{"non-zero status", stamp + "exit 1", "exit status 1"},
+		{"killed by a foreign signal", stamp + "kill -KILL $$", "signal: killed"},
+		{"clean exit", stamp + "exit 0", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			h := start(t, Config{
+				Commands:        []string{tt.command},
+				Dir:             dir,
+				RestartDelay:    20 * time.Millisecond,
+				MaxRestartDelay: 80 * time.Millisecond,
+				StableUptime:    time.Minute,
+			})
+			if tt.exit == "" {
+				waitFor(t, "clean exit log", func() bool {
+					return strings.Contains(h.log.String(), `level=INFO msg="exec: command exited cleanly, not restarting"`)
+				})
+				time.Sleep(300 * time.Millisecond) // several restart delays
+				if n := len(stamps(t, dir)); n != 1 {
+					t.Errorf("clean exit ran %d times, want 1", n)
+				}
+				if l := h.log.String(); strings.Contains(l, "level=WARN") {
+					t.Errorf("clean exit logged a warning: %s", l)
+				}
+				return
+			}
+
+			waitFor(t, "5 runs", func() bool { return len(stamps(t, dir)) >= 5 })
+			h.stop(t)
+			log := h.log.String()
+			want := `level=WARN msg="exec: command exited unexpectedly; restarting" module=iii-exec command="` +
+				tt.command + `" exit="` + tt.exit + `" restart_in=20ms`
+			if !strings.Contains(log, want) {
+				t.Errorf("log lacks %s\n%s", want, log)
+			}
+			// Doubling from 20 ms, capped at 80 ms.
+			wantDelays := []time.Duration{20, 40, 80, 80}
+			got := delays(t, log)
+			if len(got) < len(wantDelays) {
+				t.Fatalf("restart delays %v, want at least %d", got, len(wantDelays))
+			}
+			runs := stamps(t, dir)
+			for i, w := range wantDelays {
+				w *= time.Millisecond
+				if got[i] != w {
+					t.Errorf("restart %d logged delay %v, want %v", i+1, got[i], w)
+				}
+				// Run i+1 starts no sooner than the delay after run i ended.
+				if gap := runs[i+1].Sub(runs[i]); gap < w {
+					t.Errorf("run %d started %v after run %d, want ≥ %v", i+2, gap, i+1, w)
+				}
+			}
+		})
+	}
+}
+
+func TestStopDuringBackoff(t *testing.T) {
+	dir := t.TempDir()
+	h := start(t, Config{
+		Commands:     []string{"date +%s%N >> runs; exit 2"},
+		Dir:          dir,
+		RestartDelay: time.Second,
+	})
+	waitFor(t, "the restart to be scheduled", func() bool {
+		return strings.Contains(h.log.String(), "restart_in=1s")
+	})
+	began := time.Now()
+	h.stop(t)
+	if took := time.Since(began); took > 300*time.Millisecond {
+		t.Errorf("Stop took %v during a 1 s backoff", took)
+	}
+	time.Sleep(1200 * time.Millisecond) // past the abandoned restart
+	if n := len(stamps(t, dir)); n != 1 {
+		t.Errorf("%d runs, want 1: nothing may start after Stop", n)
+	}
+}
+
+func TestBackoffResetsAfterStableRun(t *testing.T) {
+	dir := t.TempDir()
+	// Runs 1-3 and 5 fail at once, run 4 fails after outliving
+	// StableUptime, run 6 stops cleanly.
+	cmd := counter + `case $n in 4) sleep 0.8; exit 1;; 6) exit 0;; *) exit 1;; esac`
+	h := start(t, Config{
+		Commands:        []string{cmd},
+		Dir:             dir,
+		RestartDelay:    30 * time.Millisecond,
+		MaxRestartDelay: time.Second,
+		StableUptime:    500 * time.Millisecond,
+	})
+	waitFor(t, "the clean stop", func() bool {
+		return strings.Contains(h.log.String(), "exited cleanly")
+	})
+	ms := time.Millisecond
+	want := []time.Duration{30 * ms, 60 * ms, 120 * ms, 30 * ms, 60 * ms}
+	if got := delays(t, h.log.String()); !slices.Equal(got, want) {
+		t.Errorf("restart delays %v, want %v", got, want)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if b, _ := os.ReadFile(filepath.Join(dir, "n")); strings.TrimSpace(string(b)) != "6" {
+		t.Errorf("ran %s times, want 6", b)
+	}
+}
+
+func TestFailingLineRetriesPipeline(t *testing.T) {
+	dir := t.TempDir()
+	// The middle line fails on the first two runs of the pipeline.
+	check := counter + `echo try=$n; [ $n -ge 3 ]`
+	h := start(t, Config{
+		Commands:     []string{"echo first", check, "echo last; exec sleep 100"},
+		Dir:          dir,
+		RestartDelay: 20 * time.Millisecond,
+	})
+	waitFor(t, "the last line", func() bool { return strings.Contains(h.out.String(), "] last\n") })
+	h.stop(t)
+	out, log := h.out.String(), h.log.String()
+	for what, want := range map[string]int{"] first\n": 3, "] try=": 3, "] last\n": 1} {
+		if n := strings.Count(out, what); n != want {
+			t.Errorf("%q printed %d times, want %d:\n%s", what, n, want, out)
+		}
+	}
+	warn := `level=WARN msg="exec: command exited unexpectedly; restarting" module=iii-exec command="` +
+		check + `" skipped=1 exit="exit status 1"`
+	if n := strings.Count(log, warn); n != 2 {
+		t.Errorf("%d failure warnings, want 2:\n%s", n, log)
+	}
+	if got, want := delays(t, log), []time.Duration{20 * time.Millisecond, 40 * time.Millisecond}; !slices.Equal(got, want) {
+		t.Errorf("restart delays %v, want %v", got, want)
+	}
+}
+
+func TestWatchRestartResetsBackoff(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, Config{
+		Commands:        []string{"exit 1"},
+		Watch:           []string{"src/*.ts"},
+		Dir:             dir,
+		PollInterval:    20 * time.Millisecond,
+		Debounce:        50 * time.Millisecond,
+		RestartDelay:    20 * time.Millisecond,
+		MaxRestartDelay: time.Minute,
+		StableUptime:    time.Minute,
+	})
+	waitFor(t, "backoff to grow", func() bool { return strings.Contains(h.log.String(), "restart_in=640ms") })
+	if err := os.WriteFile(filepath.Join(dir, "src", "a.ts"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const changed = "watched file changed"
+	waitFor(t, "a failure after the watched restart", func() bool {
+		l := h.log.String()
+		i := strings.Index(l, changed)
+		return i >= 0 && strings.Contains(l[i:], "restart_in=")
+	})
+	l := h.log.String()
+	after := delays(t, l[strings.Index(l, changed):])
+	if after[0] != 20*time.Millisecond {
+		t.Errorf("first delay after the watched restart %v, want 20ms (log:\n%s)", after[0], l)
 	}
 }
