@@ -65,6 +65,12 @@ func encodeRecord(e *msgpack.Encoder, r *Record) error {
 	if len(r.Meta) > 0 {
 		n++
 	}
+	if r.Cause != 0 {
+		n++
+	}
+	if r.Depth != 0 {
+		n++
+	}
 	f := fieldEncoder{e: e}
 	f.err = e.EncodeMapLen(n)
 	f.str("v")
@@ -90,6 +96,16 @@ func encodeRecord(e *msgpack.Encoder, r *Record) error {
 	if len(r.Meta) > 0 {
 		f.str("m")
 		f.bytes(r.Meta)
+	}
+	if r.Cause != 0 {
+		f.str("cz")
+		if f.err == nil {
+			f.err = e.EncodeUint64(r.Cause)
+		}
+	}
+	if r.Depth != 0 {
+		f.str("dp")
+		f.uint8(r.Depth)
 	}
 	return f.err
 }
@@ -155,6 +171,10 @@ func decodeField(d *msgpack.Decoder, r *Record, key string, strs *[9]stringField
 		r.Value, err = d.DecodeBytes()
 	case "m":
 		r.Meta, err = d.DecodeBytes()
+	case "cz":
+		r.Cause, err = d.DecodeUint64()
+	case "dp":
+		r.Depth, err = d.DecodeUint8()
 	default:
 		for _, s := range strs {
 			if s.key == key {

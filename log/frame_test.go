@@ -87,6 +87,8 @@ func TestRecordCodecMatchesReflection(t *testing.T) {
 		{V: 255, Time: 1 << 62, Kind: Kind(200), Stream: strings.Repeat("s", 31), Group: strings.Repeat("g", 32),
 			Item: strings.Repeat("i", 300), Scope: long, Key: "k", Function: "f", Trigger: "t", TriggerType: "tt",
 			Value: []byte(long), Meta: bytes.Repeat([]byte{1}, 255)},
+		{V: RecordVersion, Kind: KindStreamSet, Stream: "s", Value: []byte(`1`), Cause: 1<<64 - 1, Depth: 8},
+		{V: RecordVersion, Kind: KindStateSet, Key: "k", Cause: 7},
 	}
 	var key [8]byte
 	for i, rec := range recs {

@@ -114,6 +114,13 @@ func ParseKind(name string) (Kind, error) {
 //
 // Worker is the connection's worker id (a UUID), or "engine" for functions and
 // trigger types the engine provides itself.
+//
+// Cause and Depth are set on stream and state writes made while a trigger's
+// condition or handler ran for an earlier change: Cause is the 64-bit FNV-1a
+// hash of that trigger's id and Depth the length of the chain of firings
+// that led here (1 for a write made by a trigger fired by a plain write).
+// They let the engine refuse to re-fire a trigger for its own writes and cut
+// chains that grow too long; both are zero for every other record.
 type Record struct {
 	// Index is the record's position in the log, assigned by the sequencer.
 	// It is not encoded: a record's position is its index.
@@ -137,6 +144,9 @@ type Record struct {
 
 	Value []byte `msgpack:"val,omitempty"`
 	Meta  []byte `msgpack:"m,omitempty"`
+
+	Cause uint64 `msgpack:"cz,omitempty"`
+	Depth uint8  `msgpack:"dp,omitempty"`
 }
 
 // EngineWorker is the Worker value of records about things the engine itself
