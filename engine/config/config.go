@@ -23,6 +23,13 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 )
 
+// Upper bounds of settings whose larger values would be unsafe: deeper JSON
+// risks the decoder's stack, and trigger chain depth is carried in one byte.
+const (
+	MaxJSONDepthLimit    = 10000
+	MaxTriggerDepthLimit = 255
+)
+
 // Store methods of the kv adapter.
 const (
 	StoreFileBased = "file_based"
@@ -65,6 +72,12 @@ type Listener struct {
 	// MiddlewareFunctionID, when set, receives every allowed invocation
 	// from this listener's sessions instead of the target.
 	MiddlewareFunctionID string
+	// AllowedOrigins lists the browser origins (e.g. http://localhost:5173,
+	// or "*") whose WebSocket upgrades this listener accepts. Upgrades
+	// without an Origin header (worker processes) are always accepted. When
+	// empty, a trusted listener refuses every upgrade that carries an Origin
+	// and an RBAC listener accepts any.
+	AllowedOrigins []string
 	// RBAC gates the listener; nil means trusted (everything allowed).
 	RBAC *RBAC
 }
@@ -144,7 +157,10 @@ type Exec struct {
 // `engine:` key. Keys (all optional): sync (always|interval|never),
 // sync_interval_ms, call_timeout_ms, max_message_bytes, send_queue_frames,
 // send_queue_bytes, ping_after_ms, idle_timeout_ms, snapshot_every,
-// retain_bytes, retain_age (a Go duration such as "168h").
+// retain_bytes, retain_age (a Go duration such as "168h"), and the limits
+// max_json_depth, max_trigger_depth, channel_buffer_bytes,
+// channels_per_session, registrations_per_session, max_id_bytes,
+// max_metadata_bytes.
 type Engine struct {
 	// Sync is the durability policy: "always" (default), "interval", "never".
 	Sync string
@@ -168,6 +184,29 @@ type Engine struct {
 	RetainBytes int64
 	// RetainAge is history kept for replay; 0 = the log's default.
 	RetainAge time.Duration
+
+	// MaxJSONDepth bounds the nesting of any value in an inbound frame
+	// (default 128, as upstream's serde_json).
+	MaxJSONDepth int
+	// MaxTriggerDepth bounds chains of triggers firing triggers (a write
+	// made by a trigger's handler firing the next); default 8.
+	MaxTriggerDepth int
+	// ChannelBufferBytes bounds the bytes one data channel holds for its
+	// reader; a writer beyond it is not read until the reader catches up
+	// (default 4 MiB).
+	ChannelBufferBytes int
+	// ChannelsPerSession bounds the open data channels one untrusted
+	// session may create (default 16).
+	ChannelsPerSession int
+	// RegistrationsPerSession bounds the functions, triggers and trigger
+	// types one untrusted session may hold (default 256).
+	RegistrationsPerSession int
+	// MaxIDBytes bounds function, trigger and trigger type ids from
+	// untrusted sessions (default 256).
+	MaxIDBytes int
+	// MaxMetadataBytes bounds registration metadata, trigger configs and
+	// worker metadata from untrusted sessions (default 64 KiB).
+	MaxMetadataBytes int
 }
 
 // Error is a configuration problem located in the file.
@@ -190,6 +229,35 @@ func (e *Error) Error() string {
 	return s + ": " + e.Msg
 }
 
+// WithDefaults returns e with every zero setting replaced by its default,
+// for configs built in code rather than loaded.
+func (e Engine) WithDefaults() Engine {
+	d := defaultEngine()
+	for _, f := range []struct{ v, def *int }{
+		{&e.SyncIntervalMS, &d.SyncIntervalMS}, {&e.MaxMessageBytes, &d.MaxMessageBytes},
+		{&e.SendQueueFrames, &d.SendQueueFrames}, {&e.SendQueueBytes, &d.SendQueueBytes},
+		{&e.MaxJSONDepth, &d.MaxJSONDepth}, {&e.MaxTriggerDepth, &d.MaxTriggerDepth},
+		{&e.ChannelBufferBytes, &d.ChannelBufferBytes}, {&e.ChannelsPerSession, &d.ChannelsPerSession},
+		{&e.RegistrationsPerSession, &d.RegistrationsPerSession}, {&e.MaxIDBytes, &d.MaxIDBytes},
+		{&e.MaxMetadataBytes, &d.MaxMetadataBytes},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if e.Sync == "" {
+		e.Sync = d.Sync
+	}
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&e.CallTimeout, &d.CallTimeout}, {&e.PingAfter, &d.PingAfter}, {&e.IdleTimeout, &d.IdleTimeout},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	return e
+}
+
 // defaultEngine returns the engine settings of README "Defaults".
 func defaultEngine() Engine {
 	return Engine{
@@ -201,6 +269,14 @@ func defaultEngine() Engine {
 		SendQueueBytes:  64 << 20,
 		PingAfter:       20 * time.Second,
 		IdleTimeout:     60 * time.Second,
+
+		MaxJSONDepth:            128,
+		MaxTriggerDepth:         8,
+		ChannelBufferBytes:      4 << 20,
+		ChannelsPerSession:      16,
+		RegistrationsPerSession: 256,
+		MaxIDBytes:              256,
+		MaxMetadataBytes:        64 << 10,
 	}
 }
 

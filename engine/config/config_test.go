@@ -64,6 +64,7 @@ func TestUpstreamStyle(t *testing.T) {
 	wantListeners := []Listener{
 		{Host: "0.0.0.0", Port: 49134, HandshakeTimeout: 10 * time.Second},
 		{Host: "127.0.0.1", Port: 3111, HandshakeTimeout: 2500 * time.Millisecond, MiddlewareFunctionID: "mw::gate",
+			AllowedOrigins: []string{"https://app.example.com"},
 			RBAC: &RBAC{
 				AuthFunctionID:            "api::auth",
 				OnFunctionRegistration:    "hooks::fn",
@@ -91,6 +92,8 @@ func TestUpstreamStyle(t *testing.T) {
 			Sync: "interval", SyncIntervalMS: 50, CallTimeout: 5 * time.Second, MaxMessageBytes: 1 << 20,
 			SendQueueFrames: 1024, SendQueueBytes: 4 << 20, PingAfter: time.Second, IdleTimeout: 3 * time.Second,
 			SnapshotEvery: 5000, RetainBytes: 1 << 30, RetainAge: 168 * time.Hour,
+			MaxJSONDepth: 64, MaxTriggerDepth: 4, ChannelBufferBytes: 1 << 20, ChannelsPerSession: 8,
+			RegistrationsPerSession: 100, MaxIDBytes: 128, MaxMetadataBytes: 4096,
 		}},
 	}
 	for _, c := range checks {
@@ -146,7 +149,7 @@ func TestLoad(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	cfg := Default()
-	if cfg.Path != "" || len(cfg.Listeners) != 1 || cfg.Listeners[0] != defaultListener(49134) {
+	if cfg.Path != "" || len(cfg.Listeners) != 1 || !reflect.DeepEqual(cfg.Listeners[0], defaultListener(49134)) {
 		t.Fatalf("listeners: %+v", cfg.Listeners)
 	}
 	if *cfg.Stream != (Stream{Host: "0.0.0.0", Port: 3112, StoreMethod: StoreFileBased}) {
@@ -261,7 +264,7 @@ func TestErrors(t *testing.T) {
 		{"unknown class", "modules:\n  - class: modules::foo::FooModule\n", 2, `modules[0].class: unknown module class "modules::foo::FooModule"`},
 		{"name not a string", "workers:\n  - name: 5\n", 2, "workers[0].name: expected a string, got integer 5"},
 		{"image on a built-in", "workers:\n  - name: iii-stream\n    image: x/y:1\n", 3, "workers[0].image: image is only for external workers"},
-		{"unknown listener key", wm + "      prot: 1\n", 4, "workers[0].config.prot: unknown key (expected one of: port, host, middleware_function_id, rbac, handshake_timeout_ms)"},
+		{"unknown listener key", wm + "      prot: 1\n", 4, "workers[0].config.prot: unknown key (expected one of: port, host, middleware_function_id, rbac, handshake_timeout_ms, allowed_origins)"},
 		{"port not an integer", wm + "      port: abc\n", 4, `workers[0].config.port: expected an integer, got "abc"`},
 		{"port out of range", wm + "      port: 70000\n", 4, "workers[0].config.port: must be between 0 and 65535, got 70000"},
 		{"rbac not a map", wm + "      rbac: [1]\n", 4, "workers[0].config.rbac: expected a map, got a list"},
@@ -291,6 +294,7 @@ func TestErrors(t *testing.T) {
 		{"engine bad sync", "engine:\n  sync: sometimes\n", 2, `engine.sync: expected always, interval or never, got "sometimes"`},
 		{"engine ping after idle", "engine:\n  ping_after_ms: 5000\n  idle_timeout_ms: 5000\n", 2, "engine: ping_after_ms (5000) must be less than idle_timeout_ms (5000)"},
 		{"engine bad retain_age", "engine:\n  retain_age: 7\n", 2, "engine.retain_age: expected a duration such as 168h, got integer 7"},
+		{"engine trigger depth over a byte", "engine:\n  max_trigger_depth: 256\n", 2, "engine.max_trigger_depth"},
 		{"bool expected", "workers:\n  - name: iii-state\n    config: {triggers_enabled: yes please}\n", 3, `triggers_enabled: expected true or false, got "yes please"`},
 	}
 	for _, tt := range tests {

@@ -250,7 +250,7 @@ func (b *builder) entry(n *yaml.Node, key string) error {
 // listener decodes an iii-worker-manager config block (strict).
 func (d *decoder) listener(n *yaml.Node, key string) (Listener, error) {
 	l := defaultListener(DefaultListenerPort)
-	m, err := d.mapping(n, key, "port", "host", "middleware_function_id", "rbac", "handshake_timeout_ms")
+	m, err := d.mapping(n, key, "port", "host", "middleware_function_id", "rbac", "handshake_timeout_ms", "allowed_origins")
 	if err != nil {
 		return l, err
 	}
@@ -266,6 +266,11 @@ func (d *decoder) listener(n *yaml.Node, key string) (Listener, error) {
 	}
 	if v := m["middleware_function_id"]; v != nil && !isNull(v) {
 		if l.MiddlewareFunctionID, err = d.str(v, key+".middleware_function_id"); err != nil {
+			return l, err
+		}
+	}
+	if v := m["allowed_origins"]; v != nil && !isNull(v) {
+		if l.AllowedOrigins, err = d.lines(v, key+".allowed_origins"); err != nil {
 			return l, err
 		}
 	}
@@ -563,7 +568,9 @@ func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
 	e := defaultEngine()
 	m, err := d.mapping(n, key, "sync", "sync_interval_ms", "call_timeout_ms", "max_message_bytes",
 		"send_queue_frames", "send_queue_bytes", "ping_after_ms", "idle_timeout_ms",
-		"snapshot_every", "retain_bytes", "retain_age")
+		"snapshot_every", "retain_bytes", "retain_age",
+		"max_json_depth", "max_trigger_depth", "channel_buffer_bytes", "channels_per_session",
+		"registrations_per_session", "max_id_bytes", "max_metadata_bytes")
 	if err != nil {
 		return e, err
 	}
@@ -578,15 +585,23 @@ func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
 	ints := []struct {
 		k   string
 		dst *int
+		max int
 	}{
-		{"sync_interval_ms", &e.SyncIntervalMS},
-		{"max_message_bytes", &e.MaxMessageBytes},
-		{"send_queue_frames", &e.SendQueueFrames},
-		{"send_queue_bytes", &e.SendQueueBytes},
+		{"sync_interval_ms", &e.SyncIntervalMS, maxInt},
+		{"max_message_bytes", &e.MaxMessageBytes, maxInt},
+		{"send_queue_frames", &e.SendQueueFrames, maxInt},
+		{"send_queue_bytes", &e.SendQueueBytes, maxInt},
+		{"max_json_depth", &e.MaxJSONDepth, MaxJSONDepthLimit},
+		{"max_trigger_depth", &e.MaxTriggerDepth, MaxTriggerDepthLimit},
+		{"channel_buffer_bytes", &e.ChannelBufferBytes, maxInt},
+		{"channels_per_session", &e.ChannelsPerSession, maxInt},
+		{"registrations_per_session", &e.RegistrationsPerSession, maxInt},
+		{"max_id_bytes", &e.MaxIDBytes, maxInt},
+		{"max_metadata_bytes", &e.MaxMetadataBytes, maxInt},
 	}
 	for _, f := range ints {
 		if v := m[f.k]; v != nil {
-			if *f.dst, err = d.integer(v, key+"."+f.k, 1, maxInt); err != nil {
+			if *f.dst, err = d.integer(v, key+"."+f.k, 1, f.max); err != nil {
 				return e, err
 			}
 		}
