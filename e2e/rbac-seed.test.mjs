@@ -150,7 +150,9 @@ describe('7. the seed on its RBAC port', () => {
     assert.match(todo.id, UUID)
     const ev1 = await B.next(changeOf, 5000, 'create event')
     answer(ev1)
-    assert.deepEqual(Object.keys(ev1).sort(), ['data', 'function_id', 'invocation_id', 'type'])
+    assert.deepEqual(Object.keys(ev1).sort(), ['data', 'function_id', 'invocation_id', 'traceparent', 'type'])
+    // The firing's mark (loop protection): a W3C traceparent minted by the engine.
+    assert.match(ev1.traceparent, /^00-69696901[0-9a-f]{24}-[0-9a-f]{16}-01$/)
     assert.equal(typeof ev1.data.timestamp, 'number')
     assert.deepEqual({ ...ev1.data, timestamp: 0 }, { type: 'stream', timestamp: 0, streamName: 'todo', groupId: 'todos', id: todo.id, event: { type: 'create', data: todo } })
 

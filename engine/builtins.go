@@ -32,6 +32,13 @@ type builtinCall struct {
 	caller   *session // nil when the engine calls itself
 	data     json.RawMessage
 	metadata json.RawMessage
+	cause    cause // the trigger firing this call was made in, if any
+}
+
+// mark stamps a write record with the trigger firing that caused it.
+func (c *builtinCall) mark(rec *log.Record) *log.Record {
+	rec.Cause, rec.Depth = c.cause.trigger, c.cause.depth
+	return rec
 }
 
 // decode unmarshals the payload into v, answering deserialization_error
@@ -117,6 +124,11 @@ func (e *Engine) fnWorkersRegister(c *builtinCall) callOutcome {
 		return *o
 	}
 	delete(probe, "_caller_worker_id")
+	if c.caller.grants != nil {
+		if deny := c.caller.untrustedWorkerInfo(probe, len(c.data)); deny != nil {
+			return callOutcome{err: deny}
+		}
+	}
 	v, _ := json.Marshal(probe)
 	if _, ok := c.caller.append(&log.Record{Kind: log.KindWorkerUpdated, Worker: c.caller.id, Value: v}); !ok {
 		return failure(codeInternal, "worker metadata was not recorded")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,8 +20,11 @@ import (
 // /ws/channels/<id>?key=<access_key>&dir=write|read on a worker listener, and
 // every frame the writer sends reaches the reader in order with its opcode.
 const (
-	channelBufferDefault = 64   // spec README "Defaults"
-	channelBufferMax     = 1024 // larger requests are clamped to it
+	channelBufferDefault = 64   // frames; spec README "Defaults"
+	channelBufferMax     = 1024 // frames; larger requests are clamped to it
+	// channelBytesDefault bounds the bytes a channel buffers when the config
+	// does not say (engine.channel_buffer_bytes).
+	channelBytesDefault = 4 << 20
 	// channelTTL: a channel with an end that never connected is dropped this
 	// long after its creation (the spec allows 5 to 6 minutes: sweep every
 	// minute).
@@ -42,14 +46,20 @@ type channelRef struct {
 
 // channels is the engine's table of live data channels.
 type channels struct {
-	logger *slog.Logger
+	logger   *slog.Logger
+	maxBytes int // per channel, see channel.push
 
 	mu   sync.Mutex // taken before any channel.mu
 	byID map[string]*channel
 }
 
-func newChannels(logger *slog.Logger) *channels {
-	return &channels{logger: logger, byID: map[string]*channel{}}
+// newChannels makes the table; maxBytes bounds what each channel buffers
+// (≤ 0: 4 MiB).
+func newChannels(logger *slog.Logger, maxBytes int) *channels {
+	if maxBytes <= 0 {
+		maxBytes = channelBytesDefault
+	}
+	return &channels{logger: logger, maxBytes: maxBytes, byID: map[string]*channel{}}
 }
 
 // channel is one pipe. Frames from the writer wait in buf until the pump (a
@@ -58,17 +68,21 @@ func newChannels(logger *slog.Logger) *channels {
 // that outpaces its reader, or writes before the reader came, is no longer
 // read once they are full: the writer SDKs wait for each send to complete
 // (Node's Writable stream), so it slows down instead of losing data, as with
-// upstream's bounded queue.
+// upstream's bounded queue. buf is bounded in bytes too (maxBytes), so a
+// writer of huge frames is held back just the same.
 type channel struct {
-	id, key string
-	size    int
-	created time.Time
+	id, key  string
+	size     int
+	maxBytes int
+	created  time.Time
+	owner    *session // the untrusted session that created it, or nil
 
 	mu         sync.Mutex
 	writerSeen bool       // the writer end was claimed (it may have left since)
 	readerSeen bool       // the same for the reader end
 	writer     *wire.Conn // connected writer, nil before and after
 	buf        []channelFrame
+	bytes      int    // payload bytes in buf
 	writerGone bool   // the writer left: the reader gets buf, then the close below
 	endCode    uint16 // the reader's close once buf is drained, or once closed
 	endReason  string
@@ -84,17 +98,24 @@ type channelFrame struct {
 
 // create makes a channel with room for bufferSize frames (≤ 0: the default;
 // more than the maximum: the maximum). Both ends share its id and access key
-// and differ in direction, as in the captured engine answers.
-func (ch *channels) create(bufferSize int) (writer, reader channelRef) {
+// and differ in direction, as in the captured engine answers. owner is the
+// untrusted session creating it (nil otherwise): its count of open channels
+// goes up until the channel ends, and the channel ends with it.
+func (ch *channels) create(bufferSize int, owner *session) (writer, reader channelRef) {
 	if bufferSize <= 0 {
 		bufferSize = channelBufferDefault
 	}
 	c := &channel{
-		id:      newUUID(),
-		key:     rand.Text(), // 128 random bits, base32: URL-safe as is
-		size:    min(bufferSize, channelBufferMax),
-		created: time.Now(),
-		data:    make(chan struct{}, 1),
+		id:       newUUID(),
+		key:      rand.Text(), // 128 random bits, base32: URL-safe as is
+		size:     min(bufferSize, channelBufferMax),
+		maxBytes: ch.maxBytes,
+		created:  time.Now(),
+		owner:    owner,
+		data:     make(chan struct{}, 1),
+	}
+	if owner != nil {
+		owner.openChannels.Add(1)
 	}
 	ch.mu.Lock()
 	ch.byID[c.id] = c
@@ -136,21 +157,37 @@ func (ch *channels) route(path, rawQuery string) wire.Handler {
 // sweep drops the channels created more than channelTTL before now with an
 // end that never connected, closing the end that did.
 func (ch *channels) sweep(now time.Time) {
-	var expired []*channel
+	if n := ch.drop(func(c *channel) bool { return now.Sub(c.created) >= channelTTL }, "channel expired: the other end never connected"); n > 0 {
+		ch.logger.Debug("channels expired", "count", n)
+	}
+}
+
+// endOwnedBy ends the channels an untrusted session created that are not
+// connected at both ends, when the session leaves: what they buffer is
+// released now, not by the sweep.
+func (ch *channels) endOwnedBy(s *session) {
+	ch.drop(func(c *channel) bool { return c.owner == s }, "channel dropped: the session that created it disconnected")
+}
+
+// drop ends (1001, reason) and forgets every channel with an end that never
+// connected for which match, called under the channel's lock, is true. It
+// returns how many it dropped.
+func (ch *channels) drop(match func(c *channel) bool, reason string) int {
+	var doomed []*channel
 	ch.mu.Lock()
 	for id, c := range ch.byID {
 		c.mu.Lock()
-		if now.Sub(c.created) >= channelTTL && (!c.writerSeen || !c.readerSeen) {
-			expired = append(expired, c)
+		if (!c.writerSeen || !c.readerSeen) && match(c) {
+			doomed = append(doomed, c)
 			delete(ch.byID, id)
 		}
 		c.mu.Unlock()
 	}
 	ch.mu.Unlock()
-	for _, c := range expired {
-		c.end(wire.CloseGoingAway, "channel expired: the other end never connected")
-		ch.logger.Debug("channel expired", "channel_id", c.id)
+	for _, c := range doomed {
+		c.end(wire.CloseGoingAway, reason)
 	}
+	return len(doomed)
 }
 
 // forget removes a finished channel from the table.
@@ -173,7 +210,10 @@ func (c *channel) end(code uint16, reason string) {
 	}
 	c.closed = true
 	c.endCode, c.endReason = code, reason
-	c.buf = nil
+	c.buf, c.bytes = nil, 0
+	if c.owner != nil {
+		c.owner.openChannels.Add(-1)
+	}
 	if c.space != nil {
 		close(c.space)
 		c.space = nil
@@ -193,12 +233,13 @@ func (c *channel) wake() {
 	}
 }
 
-// push appends a writer's frame, waiting while buf is full. It gives up when
-// the channel ends or the writer's connection closes (Server.Close must not
-// wait for a reader that may never come).
+// push appends a writer's frame, waiting while buf is full (size frames, or
+// maxBytes; a frame larger than maxBytes passes alone into an empty buf). It
+// gives up when the channel ends or the writer's connection closes
+// (Server.Close must not wait for a reader that may never come).
 func (c *channel) push(w *wire.Conn, f channelFrame) {
 	c.mu.Lock()
-	for len(c.buf) >= c.size && !c.closed {
+	for (len(c.buf) >= c.size || len(c.buf) > 0 && c.bytes+len(f.payload) > c.maxBytes) && !c.closed {
 		if c.space == nil {
 			c.space = make(chan struct{})
 		}
@@ -216,6 +257,7 @@ func (c *channel) push(w *wire.Conn, f channelFrame) {
 		return
 	}
 	c.buf = append(c.buf, f)
+	c.bytes += len(f.payload)
 	c.mu.Unlock()
 	c.wake()
 }
@@ -244,6 +286,7 @@ func (c *channel) pump(r *wire.Conn) {
 		f := c.buf[0]
 		c.buf[0] = channelFrame{}
 		c.buf = c.buf[1:]
+		c.bytes -= len(f.payload)
 		if c.space != nil {
 			close(c.space)
 			c.space = nil
@@ -345,7 +388,15 @@ func (e *Engine) fnChannelsCreate(c *builtinCall) callOutcome {
 	if o := c.decode("engine::channels::create", &in); o != nil {
 		return *o
 	}
-	w, r := e.channels.create(int(min(in.BufferSize, channelBufferMax)))
+	var owner *session
+	if c.caller != nil && c.caller.grants != nil {
+		owner = c.caller
+		if n, max := int(owner.openChannels.Load()), e.cfg.Engine.ChannelsPerSession; n >= max {
+			return failure(codeLimitExceeded, "engine::channels::create: this session has "+strconv.Itoa(n)+
+				" open channels, the most an untrusted session may have (engine.channels_per_session)")
+		}
+	}
+	w, r := e.channels.create(int(min(in.BufferSize, channelBufferMax)), owner)
 	return marshalResult(struct {
 		Writer channelRef `json:"writer"`
 		Reader channelRef `json:"reader"`

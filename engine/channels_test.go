@@ -68,7 +68,7 @@ func (p *channelPeer) end(t *testing.T, code uint16, reasonPart string) {
 
 func serveChannels(t *testing.T) (*channels, *wire.Server) {
 	t.Helper()
-	chs := newChannels(discardLogger)
+	chs := newChannels(discardLogger, 0)
 	srv, err := wire.Listen("127.0.0.1:0", newChannelPeer(), wire.Options{Route: chs.route, Logger: discardLogger})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func wantChannelFrames(t *testing.T, p *channelPeer, want []channelFrame) {
 }
 
 func TestChannelCreateBufferSize(t *testing.T) {
-	e := &Engine{channels: newChannels(discardLogger)}
+	e := &Engine{channels: newChannels(discardLogger, 0)}
 	for _, tt := range []struct {
 		data     string
 		wantSize int
@@ -191,8 +191,8 @@ func TestChannelCreateBufferSize(t *testing.T) {
 
 func TestChannelRoute(t *testing.T) {
 	chs, srv := serveChannels(t)
-	w, r := chs.create(0)
-	_, other := chs.create(0)
+	w, r := chs.create(0, nil)
+	_, other := chs.create(0, nil)
 	connectEnd(t, srv, w) // the writer end is taken
 	c := lookupChannel(chs, w.ChannelID)
 	waitUntil(t, "the writer is claimed", func() bool { return c.is(func(c *channel) bool { return c.writerSeen }) })
@@ -225,7 +225,7 @@ func TestChannelRoute(t *testing.T) {
 
 func TestChannelRelay(t *testing.T) {
 	chs, srv := serveChannels(t)
-	w, r := chs.create(0)
+	w, r := chs.create(0, nil)
 	writer, _ := connectEnd(t, srv, w)
 	before := []channelFrame{
 		{false, []byte(`{"hello":"text"}`)},
@@ -254,7 +254,7 @@ func TestChannelRelay(t *testing.T) {
 
 func TestChannelWriterFinishedBeforeReader(t *testing.T) {
 	chs, srv := serveChannels(t)
-	w, r := chs.create(0)
+	w, r := chs.create(0, nil)
 	writer, wp := connectEnd(t, srv, w)
 	sendFrame(t, writer, channelFrame{false, []byte("only")})
 	writer.Close(wire.CloseNormal, "stream_complete")
@@ -268,7 +268,7 @@ func TestChannelWriterFinishedBeforeReader(t *testing.T) {
 
 func TestChannelBackpressure(t *testing.T) {
 	chs, srv := serveChannels(t)
-	w, r := chs.create(2)
+	w, r := chs.create(2, nil)
 	writer, wp := connectEnd(t, srv, w)
 	var sent []channelFrame
 	for i := range 200 {
@@ -296,7 +296,7 @@ func TestChannelBackpressure(t *testing.T) {
 
 func TestChannelReaderCloses(t *testing.T) {
 	chs, srv := serveChannels(t)
-	w, r := chs.create(0)
+	w, r := chs.create(0, nil)
 	writer, wp := connectEnd(t, srv, w)
 	reader, rp := connectEnd(t, srv, r)
 	sendFrame(t, writer, channelFrame{false, []byte("x")})
@@ -310,7 +310,7 @@ func TestChannelReaderCloses(t *testing.T) {
 
 func TestChannelWriterVanishes(t *testing.T) {
 	chs, srv := serveChannels(t)
-	w, r := chs.create(0)
+	w, r := chs.create(0, nil)
 	_, reader := connectEnd(t, srv, r)
 
 	// A writer that sends one frame and drops the TCP connection without a
@@ -332,9 +332,9 @@ func TestChannelWriterVanishes(t *testing.T) {
 
 func TestChannelSweep(t *testing.T) {
 	chs, srv := serveChannels(t)
-	w1, _ := chs.create(0) // writer connected, reader never
-	_, r2 := chs.create(0) // nobody connected
-	w3, r3 := chs.create(0)
+	w1, _ := chs.create(0, nil) // writer connected, reader never
+	_, r2 := chs.create(0, nil) // nobody connected
+	w3, r3 := chs.create(0, nil)
 	_, wp := connectEnd(t, srv, w1)
 	connectEnd(t, srv, w3)
 	connectEnd(t, srv, r3)
@@ -365,12 +365,12 @@ func TestChannelSweep(t *testing.T) {
 }
 
 func TestChannelServerCloseWhileWriterWaits(t *testing.T) {
-	chs := newChannels(discardLogger)
+	chs := newChannels(discardLogger, 0)
 	srv, err := wire.Listen("127.0.0.1:0", newChannelPeer(), wire.Options{Route: chs.route, Logger: discardLogger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := chs.create(1)
+	w, _ := chs.create(1, nil)
 	writer, _ := connectEnd(t, srv, w)
 	for range 5 {
 		sendFrame(t, writer, channelFrame{false, []byte("wait")})

@@ -63,6 +63,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if opts.DataDir == "" {
 		opts.DataDir = "data"
 	}
+	cfg.Engine = cfg.Engine.WithDefaults()
 	e := &Engine{
 		cfg:          cfg,
 		logger:       opts.Logger,
@@ -73,7 +74,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		sessions:     map[string]*session{},
 	}
 	e.fan = newFanout(e)
-	e.channels = newChannels(e.logger)
+	e.channels = newChannels(e.logger, cfg.Engine.ChannelBufferBytes)
 	e.registerBuiltins()
 
 	if err := checkPorts(cfg); err != nil {
@@ -219,6 +220,7 @@ func (e *Engine) listen() error {
 		lc := &e.cfg.Listeners[i]
 		o := wopts
 		o.HandshakeTimeout = lc.HandshakeTimeout
+		o.AllowOrigin = originPolicy(lc)
 		addr := net.JoinHostPort(lc.Host, strconv.Itoa(lc.Port))
 		srv, err := wire.Listen(addr, &listener{e: e, cfg: lc}, o)
 		if err != nil {
@@ -238,6 +240,19 @@ func (e *Engine) listen() error {
 		}
 		e.servers = append(e.servers, srv)
 		e.logger.Info("stream listener bound", "addr", srv.Addr().String())
+	}
+	return nil
+}
+
+// originPolicy decides which browser origins may open a listener's
+// WebSockets. Worker processes send no Origin and are never refused. A
+// trusted listener gives full control of the engine, so a page a developer
+// happens to open must not reach it: it refuses every Origin unless
+// allowed_origins lists it. RBAC listeners are made for browsers and accept
+// any Origin unless allowed_origins narrows them.
+func originPolicy(lc *config.Listener) func(string) bool {
+	if len(lc.AllowedOrigins) > 0 || lc.RBAC == nil {
+		return wire.OriginList(lc.AllowedOrigins)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/iii-go/iii/log"
 	"github.com/iii-go/iii/projections"
@@ -29,12 +30,46 @@ type fanout struct {
 
 // triggerQueue serialises deliveries to one trigger that needs waiting.
 type triggerQueue struct {
-	ch chan delivery
+	ch   chan delivery
+	rate firingRate // untrusted owners only
+}
+
+// Untrusted triggers whose calls run on other connections are also bounded
+// in rate: a worker that does not pass trace context on (OpenTelemetry off
+// in its SDK) hides its writes' cause, and the rate bound is then what
+// keeps one frame from driving writes as fast as the log takes them.
+const (
+	untrustedFiringsPerSecond = 50
+	untrustedFiringBurst      = 100
+)
+
+// firingRate is a token bucket; it is only used on the trigger's goroutine.
+type firingRate struct {
+	tokens  float64
+	last    time.Time
+	dropped int       // firings refused since the last log line
+	logged  time.Time // when that line was written
+}
+
+// allow takes a token, refilling at untrustedFiringsPerSecond.
+func (r *firingRate) allow(now time.Time) bool {
+	if r.last.IsZero() {
+		r.tokens = untrustedFiringBurst
+	} else {
+		r.tokens = min(untrustedFiringBurst, r.tokens+now.Sub(r.last).Seconds()*untrustedFiringsPerSecond)
+	}
+	r.last = now
+	if r.tokens < 1 {
+		return false
+	}
+	r.tokens--
+	return true
 }
 
 type delivery struct {
-	sub     projections.Sub
-	payload json.RawMessage
+	sub         projections.Sub
+	payload     json.RawMessage
+	traceparent string // the firing's mark (cause.go); "" for engine events
 }
 
 // triggerQueueLen bounds one trigger's undelivered events (README Defaults).
@@ -47,12 +82,13 @@ func newFanout(e *Engine) *fanout {
 // deliver is the store's change hook: it runs on the sequencer goroutine
 // after each durable record is applied.
 func (f *fanout) deliver(rec *log.Record, res applied) {
+	from := cause{trigger: rec.Cause, depth: rec.Depth}
 	switch rec.Kind {
 	case log.KindStreamSet, log.KindStreamUpdate:
-		f.streamEvent(rec.Time, rec.Stream, rec.Group, rec.Item, true, changeType(res.stream.Existed), res.stream.New)
+		f.streamEvent(from, rec.Time, rec.Stream, rec.Group, rec.Item, true, changeType(res.stream.Existed), res.stream.New)
 	case log.KindStreamDelete:
 		if res.stream.Existed {
-			f.streamEvent(rec.Time, rec.Stream, rec.Group, rec.Item, true, "delete", res.stream.Old)
+			f.streamEvent(from, rec.Time, rec.Stream, rec.Group, rec.Item, true, "delete", res.stream.Old)
 		}
 	case log.KindStreamSend:
 		var v struct {
@@ -65,12 +101,12 @@ func (f *fanout) deliver(rec *log.Record, res applied) {
 		}
 		ev := append(append([]byte(`{"type":"event","event":{"type":`), wire.AppendString(nil, v.Type)...), `,"data":`...)
 		ev = append(append(ev, rawOrNull(v.Data)...), `}}`...)
-		f.publishStream(rec.Time, rec.Stream, rec.Group, deref(v.ID), v.ID != nil, ev)
+		f.publishStream(from, rec.Time, rec.Stream, rec.Group, deref(v.ID), v.ID != nil, ev)
 	case log.KindStateSet, log.KindStateUpdate, log.KindStateDelete:
 		if s := f.e.cfg.State; s == nil || !s.TriggersEnabled {
 			return
 		}
-		f.stateEvent(rec, res.state)
+		f.stateEvent(from, rec, res.state)
 	}
 }
 
@@ -88,18 +124,18 @@ func (f *fanout) customEvent(stream, group, item string, existed bool, data json
 	if deleted {
 		typ = "delete"
 	}
-	f.streamEvent(nowMillis()*1e6, stream, group, item, true, typ, data)
+	f.streamEvent(cause{}, nowMillis()*1e6, stream, group, item, true, typ, data)
 }
 
-func (f *fanout) streamEvent(timeNanos int64, stream, group, item string, hasItem bool, typ string, data []byte) {
+func (f *fanout) streamEvent(from cause, timeNanos int64, stream, group, item string, hasItem bool, typ string, data []byte) {
 	ev := append([]byte(`{"type":"`+typ+`","data":`), rawOrNull(data)...)
 	ev = append(ev, '}')
-	f.publishStream(timeNanos, stream, group, item, hasItem, ev)
+	f.publishStream(from, timeNanos, stream, group, item, hasItem, ev)
 }
 
 // publishStream builds the envelope (streams-and-state.md §6.1) and offers
 // it to stream triggers and stream-port subscribers.
-func (f *fanout) publishStream(timeNanos int64, stream, group, item string, hasItem bool, event []byte) {
+func (f *fanout) publishStream(from cause, timeNanos int64, stream, group, item string, hasItem bool, event []byte) {
 	env := make([]byte, 0, 96+len(stream)+len(group)+len(item)+len(event))
 	env = append(env, `{"type":"stream","timestamp":`...)
 	env = strconv.AppendInt(env, timeNanos/1e6, 10)
@@ -122,14 +158,14 @@ func (f *fanout) publishStream(timeNanos int64, stream, group, item string, hasI
 	f.subs = e.st.subs.AppendMatchStream(f.subs[:0], stream, group, item, hasItem)
 	e.st.mu.RUnlock()
 	for _, s := range f.subs {
-		f.fire(s, env)
+		f.fire(s, env, from)
 	}
 	if e.streams != nil {
 		e.streams.publish(stream, group, item, hasItem, env)
 	}
 }
 
-func (f *fanout) stateEvent(rec *log.Record, ch projections.StateChange) {
+func (f *fanout) stateEvent(from cause, rec *log.Record, ch projections.StateChange) {
 	typ := "state:updated"
 	switch {
 	case rec.Kind == log.KindStateDelete:
@@ -152,35 +188,58 @@ func (f *fanout) stateEvent(rec *log.Record, ch projections.StateChange) {
 	f.subs = e.st.subs.AppendMatchState(f.subs[:0], rec.Scope, rec.Key)
 	e.st.mu.RUnlock()
 	for _, s := range f.subs {
-		f.fire(s, b)
+		f.fire(s, b, from)
 	}
 }
 
-// fire delivers one event to one trigger's function.
-func (f *fanout) fire(s projections.Sub, payload json.RawMessage) {
+// fire delivers one event to one trigger's function. from is the firing
+// whose call made the change: a trigger is not fired for its own writes, and
+// a chain of firings stops at engine.max_trigger_depth (cause.go).
+func (f *fanout) fire(s projections.Sub, payload json.RawMessage, from cause) {
+	e := f.e
+	h := triggerHash(s.TriggerID)
+	if from.depth > 0 && from.trigger == h {
+		e.logger.Debug("trigger not fired for a change its own call made", "trigger_id", s.TriggerID)
+		return
+	}
+	if limit := min(e.cfg.Engine.MaxTriggerDepth, 255); int(from.depth) >= limit {
+		e.logger.Warn("trigger not fired: chain of triggers firing triggers is too deep", "trigger_id", s.TriggerID,
+			"function_id", s.Function, "depth", int(from.depth)+1, "limit", limit, "setting", "engine.max_trigger_depth")
+		return
+	}
+	tp := traceparent(h, from.depth+1)
 	if s.Condition == "" {
-		t, ok := f.e.lookup(s.Function)
-		if ok && t.owner != nil {
-			// Firings are not tracked: their results are dropped like any
-			// result nobody waits for.
+		t, ok := e.lookup(s.Function)
+		if !ok {
+			e.logger.Debug("trigger function not found", "trigger_id", s.TriggerID, "function_id", s.Function)
+			return
+		}
+		// A worker's own function, or a trusted trigger's target: a frame
+		// queued straight from here. Firings are not tracked: their results
+		// are dropped like any result nobody waits for.
+		if t.owner != nil && (t.owner.id == s.Worker || !f.untrusted(s.Worker)) {
 			t.owner.send(wire.AppendInvokeFunction(nil, &wire.Invoke{
 				InvocationID: newInvocationID(),
 				FunctionID:   t.owner.localID(s.Function),
 				Data:         payload,
 				Metadata:     nonNull(s.Metadata),
+				Traceparent:  tp,
 			}))
 			return
 		}
-		if !ok {
-			f.e.logger.Debug("trigger function not found", "trigger_id", s.TriggerID, "function_id", s.Function)
-			return
-		}
 	}
-	f.enqueue(s, payload)
+	f.enqueue(s, payload, tp)
+}
+
+// untrusted reports whether a trigger's owner is an RBAC session, whose
+// firings run with its rights rather than the engine's.
+func (f *fanout) untrusted(worker string) bool {
+	s := f.e.session(worker)
+	return s != nil && s.grants != nil
 }
 
 // enqueue hands a delivery to the trigger's own FIFO goroutine.
-func (f *fanout) enqueue(s projections.Sub, payload json.RawMessage) {
+func (f *fanout) enqueue(s projections.Sub, payload json.RawMessage, traceparent string) {
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -194,7 +253,7 @@ func (f *fanout) enqueue(s projections.Sub, payload json.RawMessage) {
 	}
 	f.mu.Unlock()
 	select {
-	case q.ch <- delivery{sub: s, payload: payload}:
+	case q.ch <- delivery{sub: s, payload: payload, traceparent: traceparent}:
 	default:
 		// The trigger's owner cannot keep up: disconnect it rather than drop
 		// events silently (Decision 7).
@@ -208,8 +267,28 @@ func (f *fanout) enqueue(s projections.Sub, payload json.RawMessage) {
 func (f *fanout) run(q *triggerQueue) {
 	for d := range q.ch {
 		e := f.e
+		call := e.callTraced
+		if d.sub.Worker != engineWorker {
+			owner := e.session(d.sub.Worker)
+			if owner == nil {
+				continue // the owner left and its triggers with it
+			}
+			if owner.grants != nil {
+				call = owner.callAs
+				if now := time.Now(); !q.rate.allow(now) {
+					q.rate.dropped++
+					if now.Sub(q.rate.logged) >= time.Second {
+						e.logger.Warn("trigger firings dropped: an untrusted session's trigger fires faster than allowed",
+							"trigger_id", d.sub.TriggerID, "worker_id", d.sub.Worker, "dropped", q.rate.dropped,
+							"limit_per_second", untrustedFiringsPerSecond)
+						q.rate.dropped, q.rate.logged = 0, now
+					}
+					continue
+				}
+			}
+		}
 		if d.sub.Condition != "" {
-			o := e.call(d.sub.Condition, d.payload, nil)
+			o := call(d.sub.Condition, d.payload, nil, d.traceparent)
 			if o.failed() {
 				e.logger.Debug("condition failed", "trigger_id", d.sub.TriggerID, "err", o.errorMessage())
 				continue
@@ -218,7 +297,7 @@ func (f *fanout) run(q *triggerQueue) {
 				continue
 			}
 		}
-		if o := e.call(d.sub.Function, d.payload, nonNull(d.sub.Metadata)); o.failed() {
+		if o := call(d.sub.Function, d.payload, nonNull(d.sub.Metadata), d.traceparent); o.failed() {
 			e.logger.Debug("trigger handler failed", "trigger_id", d.sub.TriggerID, "err", o.errorMessage())
 		}
 	}
@@ -266,6 +345,6 @@ func (f *fanout) fireEngineType(typ string, payload func() json.RawMessage) {
 	}
 	p := payload()
 	for _, t := range ts {
-		f.enqueue(projections.Sub{TriggerID: t.ID, Function: t.Function, Worker: t.Worker, Metadata: t.Metadata}, p)
+		f.enqueue(projections.Sub{TriggerID: t.ID, Function: t.Function, Worker: t.Worker, Metadata: t.Metadata}, p, "")
 	}
 }

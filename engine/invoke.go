@@ -185,16 +185,38 @@ func (s *session) invoke(m *wire.Message) {
 		FunctionID:   t.owner.localID(fid),
 		Data:         data,
 		Metadata:     m.Metadata,
-		Traceparent:  m.Traceparent,
+		Traceparent:  s.passedTraceparent(m.Traceparent),
 		Baggage:      m.Baggage,
 	}))
+}
+
+// passedTraceparent is the traceparent forwarded for this session's call:
+// an untrusted session's copy of an engine mark is dropped, so it cannot
+// pass its writes off as a trigger's own (see cause.go).
+func (s *session) passedTraceparent(tp string) string {
+	if s.grants != nil {
+		if _, ours := parseCause(tp); ours {
+			return ""
+		}
+	}
+	return tp
+}
+
+// causeOf is the trigger firing a call from this session was made in; only
+// trusted connections are believed.
+func (s *session) causeOf(tp string) cause {
+	if s.grants != nil {
+		return cause{}
+	}
+	c, _ := parseCause(tp)
+	return c
 }
 
 // invokeBuiltin runs an engine function for a worker. Functions that may
 // wait (log appends, calls into workers) run on their own goroutine so one
 // connection can keep many in flight; cheap reads run inline.
 func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
-	in := builtinCall{e: s.e, caller: s, data: m.Data, metadata: m.Metadata}
+	in := builtinCall{e: s.e, caller: s, data: m.Data, metadata: m.Metadata, cause: s.causeOf(m.Traceparent)}
 	id, fid, tp, bg := m.InvocationID, m.FunctionID, m.Traceparent, m.Baggage
 	run := func(in builtinCall) {
 		o := b.fn(&in)
@@ -243,12 +265,19 @@ func (s *session) result(m *wire.Message) {
 // middleware, condition functions, custom stream implementations) and waits
 // for the outcome, at most the engine call timeout.
 func (e *Engine) call(functionID string, data, metadata json.RawMessage) callOutcome {
+	return e.callTraced(functionID, data, metadata, "")
+}
+
+// callTraced is call with a traceparent on the invocation (trigger firings
+// mark their calls with one, see cause.go).
+func (e *Engine) callTraced(functionID string, data, metadata json.RawMessage, traceparent string) callOutcome {
 	t, ok := e.lookup(functionID)
 	if !ok {
 		return failure(codeFunctionNotFound, "Function "+functionID+" not found")
 	}
 	if t.builtin != nil {
-		return t.builtin.fn(&builtinCall{e: e, data: data, metadata: metadata})
+		c, _ := parseCause(traceparent)
+		return t.builtin.fn(&builtinCall{e: e, data: data, metadata: metadata, cause: c})
 	}
 	c := &call{done: make(chan callOutcome, 1)}
 	legID, ok := t.owner.track("", c)
@@ -260,6 +289,7 @@ func (e *Engine) call(functionID string, data, metadata json.RawMessage) callOut
 		FunctionID:   t.owner.localID(functionID),
 		Data:         data,
 		Metadata:     metadata,
+		Traceparent:  traceparent,
 	}))
 	timeout := e.cfg.Engine.CallTimeout
 	timer := time.NewTimer(timeout)

@@ -61,6 +61,12 @@ func (s *session) badFrame(err error) {
 		s.send(wire.AppendInvocationResult(nil, &wire.Result{InvocationID: de.InvocationID, FunctionID: s.msg.FunctionID, Error: body}))
 	case de.Type == wire.TypeRegisterTrigger && de.HasID:
 		s.send(wire.AppendTriggerRegistrationResult(nil, de.ID, s.msg.TriggerType, s.msg.FunctionID, body))
+	case de.Type == wire.TypeInvocationResult && de.HasInvocationID:
+		// The caller would otherwise wait for an answer that never comes.
+		if c := s.untrack(de.InvocationID); c != nil {
+			c.finish(failure(de.Code, "the worker's result was refused: "+de.Message))
+		}
+		s.send(wire.AppendErrorFrame(nil, de.Code, de.Message))
 	default:
 		s.send(wire.AppendErrorFrame(nil, de.Code, de.Message))
 	}
@@ -95,6 +101,17 @@ func (s *session) registerFunction(m *wire.Message) {
 		}
 	}
 	full := strings.Clone(s.qualify(id)) // the record outlives the decode buffer
+	what := "registerfunction " + strconv.Quote(full)
+	deny := s.reservedID(what, full)
+	if deny == nil {
+		deny = s.checkRegistration(what, "f:"+full, id, map[string][]byte{"description": []byte(desc), "metadata": meta,
+			"request_format": m.RequestFormat, "response_format": m.ResponseFormat, "invocation": m.Invocation})
+	}
+	if deny != nil {
+		e.logger.Info("function registration refused", "worker_id", s.id, "function_id", full, "reason", deny.Message)
+		s.sendError(deny.Code, deny.Message)
+		return
+	}
 	e.st.mu.RLock()
 	prev, exists := e.st.registry.Function(full)
 	e.st.mu.RUnlock()
@@ -120,6 +137,9 @@ func (s *session) registerFunction(m *wire.Message) {
 	writeRawField(&v, "invocation", m.Invocation)
 	v.WriteByte('}')
 	if _, ok := s.append(&log.Record{Kind: log.KindFunctionRegistered, Worker: s.id, Function: full, Value: v.Bytes()}); ok {
+		if s.grants != nil {
+			s.held.add("f:" + full)
+		}
 		e.fan.functionsChanged()
 	}
 }
@@ -142,6 +162,7 @@ func (s *session) unregisterFunction(m *wire.Message) {
 		return // only the owner can remove it; anything else is a silent no-op
 	}
 	if _, ok := s.append(&log.Record{Kind: log.KindFunctionUnregistered, Worker: s.id, Function: full}); ok {
+		s.held.remove("f:" + full)
 		e.fan.functionsChanged()
 	}
 }
@@ -162,6 +183,17 @@ func (s *session) registerTrigger(m *wire.Message) {
 		}
 	}
 	tr.function = s.qualify(tr.function)
+	if s.grants != nil {
+		deny := s.checkRegistration("registertrigger "+strconv.Quote(tr.id), "t:"+tr.id, tr.id, map[string][]byte{"config": tr.config, "metadata": tr.metadata})
+		if deny == nil {
+			deny = s.resolveTrigger(&tr)
+		}
+		if deny != nil {
+			e.logger.Info("trigger registration refused", "worker_id", s.id, "trigger_id", tr.id, "reason", deny.Message)
+			s.triggerRefused(m, tr.function, deny.Code, deny.Message)
+			return
+		}
+	}
 	e.st.mu.RLock()
 	prev, exists := e.st.registry.Trigger(tr.id)
 	e.st.mu.RUnlock()
@@ -177,7 +209,91 @@ func (s *session) registerTrigger(m *wire.Message) {
 	if _, ok := s.append(&log.Record{Kind: log.KindTriggerRegistered, Worker: s.id, Trigger: tr.id, TriggerType: tr.typ, Function: tr.function, Value: tr.config, Meta: tr.metadata}); !ok {
 		return
 	}
+	if s.grants != nil {
+		s.held.add("t:" + tr.id)
+	}
 	e.forwardTrigger(tr.typ, tr.id, tr.function, tr.config, tr.metadata)
+}
+
+// functionRefKeys are the trigger config keys, in any trigger type, that
+// name a function the engine calls when the trigger fires.
+var functionRefKeys = []string{"condition_function_id"}
+
+// functionListKeys are trigger config keys holding lists of such ids.
+var functionListKeys = []string{"middleware_function_ids"}
+
+// resolveTrigger puts every function id an untrusted session's trigger
+// names under the session's prefix, as function_id already is, and refuses
+// one that names another connection's function the session may not call.
+// Firings then run with the session's rights (session.callAs).
+func (s *session) resolveTrigger(tr *triggerSpec) *callError {
+	what := "registertrigger " + strconv.Quote(tr.id)
+	if deny := s.denyBind(what, "function_id", tr.function); deny != nil {
+		return deny
+	}
+	if !isObject(tr.config) {
+		return nil
+	}
+	var cfg map[string]json.RawMessage
+	if json.Unmarshal(tr.config, &cfg) != nil {
+		return nil // validateTriggerConfig reports what is wrong with it
+	}
+	changed := false
+	resolve := func(key string, raw json.RawMessage) (json.RawMessage, *callError) {
+		var id string
+		if json.Unmarshal(raw, &id) != nil {
+			return raw, nil // not an id; the type's own validation decides
+		}
+		full := s.qualify(id)
+		if deny := s.denyBind(what, key, full); deny != nil {
+			return nil, deny
+		}
+		if full != id {
+			changed = true
+			return wire.AppendString(nil, full), nil
+		}
+		return raw, nil
+	}
+	for _, key := range functionRefKeys {
+		if raw, ok := cfg[key]; ok && !isNull(raw) {
+			v, deny := resolve(key, raw)
+			if deny != nil {
+				return deny
+			}
+			cfg[key] = v
+		}
+	}
+	for _, key := range functionListKeys {
+		var list []json.RawMessage
+		if raw, ok := cfg[key]; !ok || json.Unmarshal(raw, &list) != nil {
+			continue
+		}
+		for i, raw := range list {
+			v, deny := resolve(key, raw)
+			if deny != nil {
+				return deny
+			}
+			list[i] = v
+		}
+		cfg[key], _ = json.Marshal(list)
+	}
+	if changed {
+		tr.config, _ = json.Marshal(cfg)
+	}
+	return nil
+}
+
+// denyBind refuses a trigger that names (under key) a function owned by
+// another connection which this session may not call. Functions not
+// registered yet pass: every firing is checked again (session.callAs).
+func (s *session) denyBind(what, key, functionID string) *callError {
+	s.e.st.mu.RLock()
+	f, ok := s.e.st.registry.Function(functionID)
+	s.e.st.mu.RUnlock()
+	if !ok || f.Worker == s.id || s.denyInvoke(functionID) == nil {
+		return nil
+	}
+	return &callError{Code: codeForbidden, Message: what + ": " + key + " '" + functionID + "' names a function this session may not call"}
 }
 
 // triggerSpec is a trigger registration on its way in, after RBAC hooks may
@@ -237,6 +353,7 @@ func (s *session) unregisterTrigger(m *wire.Message) {
 	if _, ok := s.append(&log.Record{Kind: log.KindTriggerUnregistered, Worker: s.id, Trigger: t.ID, TriggerType: t.Type}); !ok {
 		return
 	}
+	s.held.remove("t:" + t.ID)
 	if p := e.provider(t.Type); p != nil {
 		p.send(wire.AppendUnregisterTrigger(nil, t.ID, t.Type))
 	}
@@ -257,6 +374,11 @@ func (s *session) registerTriggerType(m *wire.Message) {
 		s.sendError(codeForbidden, "registertriggertype "+strconv.Quote(id)+": the engine provides this trigger type itself")
 		return
 	}
+	if deny := s.checkRegistration("registertriggertype "+strconv.Quote(id), "y:"+id, id, map[string][]byte{"description": []byte(desc),
+		"trigger_request_format": m.TriggerRequestFormat, "call_request_format": m.CallRequestFormat}); deny != nil {
+		s.sendError(deny.Code, deny.Message)
+		return
+	}
 	var v bytes.Buffer
 	v.WriteString(`{"description":`)
 	v.Write(wire.AppendString(nil, desc))
@@ -265,6 +387,9 @@ func (s *session) registerTriggerType(m *wire.Message) {
 	v.WriteByte('}')
 	if _, ok := s.append(&log.Record{Kind: log.KindTriggerTypeRegistered, Worker: s.id, TriggerType: id, Value: v.Bytes()}); !ok {
 		return
+	}
+	if s.grants != nil {
+		s.held.add("y:" + id)
 	}
 	// Every live and pending trigger of the type goes to the new provider.
 	e.st.mu.RLock()
@@ -283,7 +408,9 @@ func (s *session) unregisterTriggerType(m *wire.Message) {
 	if !ok || tt.Worker != s.id {
 		return
 	}
-	s.append(&log.Record{Kind: log.KindTriggerTypeUnregistered, Worker: s.id, TriggerType: tt.ID})
+	if _, ok := s.append(&log.Record{Kind: log.KindTriggerTypeUnregistered, Worker: s.id, TriggerType: tt.ID}); ok {
+		s.held.remove("y:" + tt.ID)
+	}
 }
 
 // providerResult handles a provider's answer to a forwarded registertrigger:

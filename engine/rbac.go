@@ -200,37 +200,68 @@ func (e *Engine) exposed(r *config.RBAC, functionID string) bool {
 // viaMiddleware hands a call to the listener's middleware function, which
 // decides and answers in place of the target (rbac-config-exec §1.7).
 func (s *session) viaMiddleware(mw string, m *wire.Message, replyID string) {
+	var action []byte
+	switch m.Action {
+	case wire.ActionVoid:
+		action = []byte(`{"type":"void"}`)
+	case wire.ActionEnqueue:
+		action = append(wire.AppendString([]byte(`{"type":"enqueue","queue":`), m.Queue), '}')
+	}
+	in := s.middlewareInput(m.FunctionID, m.Data, action)
+	fid, tp, bg, meta := strings.Clone(m.FunctionID), strings.Clone(m.Traceparent), strings.Clone(m.Baggage), bytes.Clone(m.Metadata)
+	go func() {
+		o := s.e.call(mw, in, meta)
+		if o.err != nil && o.err.Code == codeTimeout {
+			o.err.Message = "middleware " + o.err.Message
+		}
+		s.reply(replyID, fid, o, tp, bg)
+	}()
+}
+
+// middlewareInput is what a listener's middleware function receives for one
+// call: the target, its payload, the action (nil: none) and the session's
+// auth context.
+func (s *session) middlewareInput(functionID string, payload json.RawMessage, action []byte) []byte {
 	ctx := json.RawMessage(`{}`)
 	if s.grants != nil {
 		ctx = s.grants.context
 	}
 	var in bytes.Buffer
 	in.WriteString(`{"function_id":`)
-	in.Write(wire.AppendString(nil, m.FunctionID))
+	in.Write(wire.AppendString(nil, functionID))
 	in.WriteString(`,"payload":`)
-	in.Write(rawOrNull(m.Data))
+	in.Write(rawOrNull(payload))
 	in.WriteString(`,"action":`)
-	switch m.Action {
-	case wire.ActionVoid:
-		in.WriteString(`{"type":"void"}`)
-	case wire.ActionEnqueue:
-		in.WriteString(`{"type":"enqueue","queue":`)
-		in.Write(wire.AppendString(nil, m.Queue))
-		in.WriteByte('}')
-	default:
-		in.WriteString("null")
-	}
+	in.Write(rawOrNull(action))
 	in.WriteString(`,"context":`)
 	in.Write(ctx)
 	in.WriteByte('}')
-	fid, tp, bg, meta := strings.Clone(m.FunctionID), strings.Clone(m.Traceparent), strings.Clone(m.Baggage), bytes.Clone(m.Metadata)
-	go func() {
-		o := s.e.call(mw, in.Bytes(), meta)
-		if o.err != nil && o.err.Code == codeTimeout {
-			o.err.Message = "middleware " + o.err.Message
+	return in.Bytes()
+}
+
+// callAs makes a call on behalf of this session, with its rights: the same
+// RBAC decision and middleware as its own invocations, except that calling
+// a function the session registered itself is always allowed. Trigger
+// firings for untrusted sessions go through here, so a trigger cannot reach
+// what its owner could not call directly.
+func (s *session) callAs(functionID string, data, metadata json.RawMessage, traceparent string) callOutcome {
+	if !s.owns(functionID) {
+		if deny := s.denyInvoke(functionID); deny != nil {
+			return callOutcome{err: deny}
 		}
-		s.reply(replyID, fid, o, tp, bg)
-	}()
+	}
+	if mw := s.lis.cfg.MiddlewareFunctionID; mw != "" && !isEngineFunction(functionID) {
+		return s.e.callTraced(mw, s.middlewareInput(functionID, data, nil), metadata, traceparent)
+	}
+	return s.e.callTraced(functionID, data, metadata, traceparent)
+}
+
+// owns reports whether this session registered the function.
+func (s *session) owns(functionID string) bool {
+	s.e.st.mu.RLock()
+	f, ok := s.e.st.registry.Function(functionID)
+	s.e.st.mu.RUnlock()
+	return ok && f.Worker == s.id
 }
 
 func rawOrNull(raw json.RawMessage) json.RawMessage {

@@ -25,7 +25,10 @@ type session struct {
 	id     string // worker id, also its id in the registry
 	token  string // reattach token
 	ip     string
-	grants *grants // nil on trusted listeners: everything is allowed
+	grants *grants  // nil on trusted listeners: everything is allowed
+	held   holdings // what an untrusted session registered (limits.go)
+
+	openChannels atomic.Int32 // data channels an untrusted session created that have not ended
 
 	msg wire.Message // decode buffer, reused: frames are read one at a time
 
@@ -83,7 +86,7 @@ func (l *listener) Message(c *wire.Conn, frame []byte) {
 		return // auth failed; the connection is closing
 	}
 	m := &s.msg
-	if err := wire.Decode(frame, m); err != nil {
+	if err := wire.DecodeDepth(frame, m, l.e.cfg.Engine.MaxJSONDepth); err != nil {
 		s.badFrame(err)
 		return
 	}
@@ -122,6 +125,9 @@ func (s *session) retire(why string) {
 	delete(e.sessions, s.id)
 	e.mu.Unlock()
 	e.unregisterProvided(s)
+	if s.grants != nil {
+		e.channels.endOwnedBy(s)
+	}
 	if _, err := e.log.Append(&log.Record{Kind: log.KindWorkerDisconnected, Worker: s.id}); err != nil {
 		e.logger.Error("cannot record disconnection", "worker_id", s.id, "err", err)
 	}

@@ -78,7 +78,7 @@ func (e *Engine) stateSet(c *builtinCall) callOutcome {
 	if max := e.cfg.State.MaxValueBytes; max > 0 && len(v) > max {
 		return failure("VALUE_TOO_LARGE", "value is "+strconv.Itoa(len(v))+" bytes; max_value_bytes is "+strconv.Itoa(max))
 	}
-	ch, o := e.appendState("SET_ERROR", &log.Record{Kind: log.KindStateSet, Scope: *in.Scope, Key: *in.Key, Value: v})
+	ch, o := e.appendState("SET_ERROR", c.mark(&log.Record{Kind: log.KindStateSet, Scope: *in.Scope, Key: *in.Key, Value: v}))
 	if o != nil {
 		return *o
 	}
@@ -110,7 +110,7 @@ func (e *Engine) stateDelete(c *builtinCall) callOutcome {
 	if o := in.require("state::delete", true); o != nil {
 		return *o
 	}
-	ch, o := e.appendState("DELETE_ERROR", &log.Record{Kind: log.KindStateDelete, Scope: *in.Scope, Key: *in.Key})
+	ch, o := e.appendState("DELETE_ERROR", c.mark(&log.Record{Kind: log.KindStateDelete, Scope: *in.Scope, Key: *in.Key}))
 	if o != nil {
 		return *o
 	}
@@ -137,7 +137,7 @@ func (e *Engine) stateUpdate(c *builtinCall) callOutcome {
 	if _, err := projections.ParseOps(in.Ops); err != nil {
 		return failure(codeDeserialization, "Failed to deserialize input for state::update: "+err.Error())
 	}
-	ch, o := e.appendState("UPDATE_ERROR", &log.Record{Kind: log.KindStateUpdate, Scope: *in.Scope, Key: *in.Key, Value: in.Ops})
+	ch, o := e.appendState("UPDATE_ERROR", c.mark(&log.Record{Kind: log.KindStateUpdate, Scope: *in.Scope, Key: *in.Key, Value: in.Ops}))
 	if o != nil {
 		return *o
 	}

@@ -64,7 +64,7 @@ func (p *streamPort) Open(c *wire.Conn) {
 func (p *streamPort) Message(c *wire.Conn, frame []byte) {
 	sc := c.Session().(*streamConn)
 	r := &sc.req
-	if err := wire.DecodeStreamRequest(frame, r); err != nil {
+	if err := wire.DecodeStreamRequestDepth(frame, r, p.e.cfg.Engine.MaxJSONDepth); err != nil {
 		var de *wire.DecodeError
 		msg := err.Error()
 		if errors.As(err, &de) {

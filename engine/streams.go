@@ -132,7 +132,7 @@ func (e *Engine) streamSet(c *builtinCall) callOutcome {
 	if fn, ok := e.override("set", in.stream()); ok {
 		return e.customWrite(fn, "STREAM_SET_ERROR", &in.streamAddr, "data", in.Data, true)
 	}
-	ch, o := e.appendStream("STREAM_SET_ERROR", &log.Record{Kind: log.KindStreamSet, Stream: in.stream(), Group: in.group(), Item: in.item(), Value: in.Data})
+	ch, o := e.appendStream("STREAM_SET_ERROR", c.mark(&log.Record{Kind: log.KindStreamSet, Stream: in.stream(), Group: in.group(), Item: in.item(), Value: in.Data}))
 	if o != nil {
 		return *o
 	}
@@ -170,7 +170,7 @@ func (e *Engine) streamDelete(c *builtinCall) callOutcome {
 	if fn, ok := e.override("delete", in.stream()); ok {
 		return e.customDelete(fn, &in)
 	}
-	ch, o := e.appendStream("STREAM_DELETE_ERROR", &log.Record{Kind: log.KindStreamDelete, Stream: in.stream(), Group: in.group(), Item: in.item()})
+	ch, o := e.appendStream("STREAM_DELETE_ERROR", c.mark(&log.Record{Kind: log.KindStreamDelete, Stream: in.stream(), Group: in.group(), Item: in.item()}))
 	if o != nil {
 		return *o
 	}
@@ -197,7 +197,7 @@ func (e *Engine) streamUpdate(c *builtinCall) callOutcome {
 	if fn, ok := e.override("update", in.stream()); ok {
 		return e.customWrite(fn, "STREAM_UPDATE_ERROR", &in.streamAddr, "ops", in.Ops, false)
 	}
-	ch, o := e.appendStream("STREAM_UPDATE_ERROR", &log.Record{Kind: log.KindStreamUpdate, Stream: in.stream(), Group: in.group(), Item: in.item(), Value: in.Ops})
+	ch, o := e.appendStream("STREAM_UPDATE_ERROR", c.mark(&log.Record{Kind: log.KindStreamUpdate, Stream: in.stream(), Group: in.group(), Item: in.item(), Value: in.Ops}))
 	if o != nil {
 		return *o
 	}
@@ -301,7 +301,7 @@ func (e *Engine) streamSend(c *builtinCall) callOutcome {
 		}
 	}
 	v, _ := json.Marshal(map[string]any{"type": *in.Type, "data": in.Data, "id": in.ID})
-	if _, o := e.appendStream("STREAM_SEND_ERROR", &log.Record{Kind: log.KindStreamSend, Stream: *in.StreamName, Group: *in.GroupID, Value: v}); o != nil {
+	if _, o := e.appendStream("STREAM_SEND_ERROR", c.mark(&log.Record{Kind: log.KindStreamSend, Stream: *in.StreamName, Group: *in.GroupID, Value: v})); o != nil {
 		return *o
 	}
 	return resultOf(json.RawMessage("null"))

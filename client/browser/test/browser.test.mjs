@@ -69,8 +69,9 @@ describe('in Chromium', { skip }, () => {
   const clients = []
 
   before(async () => {
-    engine = await Engine.start()
     server = await servePackage()
+    // The page connects to the trusted listener, which refuses browser origins it does not list.
+    engine = await Engine.start({ allowedOrigins: [`http://127.0.0.1:${server.address().port}`] })
     node = client(engine.url, clients)
     node.registerFunction('node::add', ({ x, y }) => x + y)
     await connected(node)

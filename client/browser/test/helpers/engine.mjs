@@ -40,8 +40,10 @@ export class Engine {
   /**
    * @param {object} [opts]
    * @param {{ authFunctionId: string, expose: string[] }} [opts.rbac] adds an RBAC listener
+   * @param {string[]} [opts.allowedOrigins] browser origins the trusted listener accepts (it
+   *   refuses every Origin otherwise)
    */
-  static async start({ rbac } = {}) {
+  static async start({ rbac, allowedOrigins } = {}) {
     if (!existsSync(engineBinary)) {
       throw new Error(`engine binary not found at ${engineBinary}: run 'go build -o bin/iii ./cmd/iii' in the repository root`)
     }
@@ -53,7 +55,7 @@ export class Engine {
     const lines = [
       'workers:',
       '  - name: iii-worker-manager',
-      `    config: { host: 127.0.0.1, port: ${e.workerPort} }`,
+      `    config: { host: 127.0.0.1, port: ${e.workerPort}${allowedOrigins ? `, allowed_origins: ${JSON.stringify(allowedOrigins)}` : ''} }`,
       '  - name: iii-stream',
       `    config: { host: 127.0.0.1, port: ${e.streamPort}, adapter: { name: kv, config: { store_method: in_memory } } }`,
     ]
