@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iii-go/iii/history"
 	"github.com/iii-go/iii/log"
 	"github.com/iii-go/iii/projections"
-	"github.com/iii-go/iii/replay"
 	"github.com/iii-go/iii/wire"
 )
 
@@ -645,18 +645,15 @@ func sortedKeys[V any](m map[string]V) []string {
 // no smaller limit.
 const historyLimit = 1000
 
-// fnHistoryQuery answers `iii replay`'s filters over the wire, from the log
-// directory (it reads the files, like the CLI, so it never holds up the
-// sequencer).
+// fnHistoryQuery answers `iii replay`'s filters over the wire. It reads the
+// live log (on disk or in memory) through log.Read, which never holds up
+// the sequencer.
 func (e *Engine) fnHistoryQuery(c *builtinCall) callOutcome {
-	var f replay.Filter
+	var f history.Filter
 	if o := c.decode("engine::history::query", &f); o != nil {
 		return *o
 	}
-	if e.logDir == "" {
-		return failure("HISTORY_UNAVAILABLE", "the log is kept in memory (store_method in_memory); history is only queryable from a log on disk")
-	}
-	rows, err := replay.Query(e.logDir, f, historyLimit)
+	rows, err := history.Query(history.LiveLog(e.log), f, historyLimit)
 	if err != nil {
 		return failure(codeInvalidArguments, err.Error())
 	}

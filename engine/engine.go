@@ -35,7 +35,6 @@ type Engine struct {
 	cfg     *config.Config
 	logger  *slog.Logger
 	log     *log.Log
-	logDir  string // "" when the log is kept in memory
 	st      *store
 	started time.Time
 
@@ -98,9 +97,6 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: open log in %s: %w", dir, err)
 	}
 	e.log = l
-	if !inMemory {
-		e.logDir = dir
-	}
 	if inMemory {
 		e.logger.Info("log kept in memory", "reason", "store_method in_memory")
 	} else {

@@ -4,6 +4,7 @@ package replay
 
 import (
 	"fmt"
+	"github.com/iii-go/iii/history"
 	"syscall"
 	"testing"
 	"time"
@@ -68,12 +69,12 @@ func BenchmarkScanFilter(b *testing.B) {
 	}
 	cases := []struct {
 		name string
-		f    Filter
+		f    history.Filter
 	}{
-		{"none", Filter{}},
-		{"stream+kind", Filter{Stream: "s7", Kinds: []log.Kind{log.KindStreamSet}}},
-		{"item+time", Filter{Item: "item-3", Since: time.Unix(0, 1)}},
-		{"function", Filter{Function: "f0"}},
+		{"none", history.Filter{}},
+		{"stream+kind", history.Filter{Stream: "s7", Kinds: []log.Kind{log.KindStreamSet}}},
+		{"item+time", history.Filter{Item: "item-3", Since: time.Unix(0, 1)}},
+		{"function", history.Filter{Function: "f0"}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"github.com/iii-go/iii/history"
 	"maps"
 	"slices"
 
@@ -94,14 +95,14 @@ func Diff(dir string, from, to Point) ([]ItemChange, error) {
 		c := ItemChange{Stream: k.stream, Group: k.group, Item: k.item}
 		switch {
 		case !old.existed && ok:
-			c.Change, c.New = Created, jsonValue(cur)
+			c.Change, c.New = Created, history.JSONValue(cur)
 		case old.existed && !ok:
-			c.Change, c.Old = Deleted, jsonValue(old.value)
+			c.Change, c.Old = Deleted, history.JSONValue(old.value)
 		case old.existed && ok:
 			if c.Fields = fieldDiff(old.value, cur); len(c.Fields) == 0 {
 				continue
 			}
-			c.Change, c.Old, c.New = Changed, jsonValue(old.value), jsonValue(cur)
+			c.Change, c.Old, c.New = Changed, history.JSONValue(old.value), history.JSONValue(cur)
 		default:
 			continue
 		}
@@ -124,7 +125,7 @@ func diffValue(path string, a, b []byte, out *[]FieldChange) {
 	mb, okB := members(b)
 	if !okA || !okB {
 		if !bytes.Equal(compactJSON(a), compactJSON(b)) {
-			*out = append(*out, FieldChange{Path: path, Old: jsonValue(a), New: jsonValue(b)})
+			*out = append(*out, FieldChange{Path: path, Old: history.JSONValue(a), New: history.JSONValue(b)})
 		}
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/iii-go/iii/history"
 	"io"
 	"strconv"
 	"strings"
@@ -16,39 +17,6 @@ import (
 
 	"github.com/iii-go/iii/internal/jsontext"
 )
-
-// Row is one record as JSON: index, id, time (RFC 3339, UTC, nanoseconds),
-// kind, then the fields the record uses. Value and meta are embedded as
-// JSON, not as strings. It is a line of `iii replay --format json` and an
-// element of an engine::history::query answer.
-type Row struct {
-	Index       uint64          `json:"index"`
-	ID          string          `json:"id"`
-	Time        time.Time       `json:"time"`
-	Kind        string          `json:"kind"`
-	Stream      string          `json:"stream,omitempty"`
-	Group       string          `json:"group,omitempty"`
-	Item        string          `json:"item,omitempty"`
-	Scope       string          `json:"scope,omitempty"`
-	Key         string          `json:"key,omitempty"`
-	Worker      string          `json:"worker,omitempty"`
-	Function    string          `json:"function,omitempty"`
-	Trigger     string          `json:"trigger,omitempty"`
-	TriggerType string          `json:"trigger_type,omitempty"`
-	Value       json.RawMessage `json:"value,omitempty"`
-	Meta        json.RawMessage `json:"meta,omitempty"`
-}
-
-// NewRow converts a record (it may keep rec's byte slices, which the log
-// never reuses).
-func NewRow(rec *log.Record) Row {
-	return Row{
-		Index: rec.Index, ID: rec.ID.String(), Time: time.Unix(0, rec.Time).UTC(), Kind: rec.Kind.String(),
-		Stream: rec.Stream, Group: rec.Group, Item: rec.Item, Scope: rec.Scope, Key: rec.Key,
-		Worker: rec.Worker, Function: rec.Function, Trigger: rec.Trigger, TriggerType: rec.TriggerType,
-		Value: jsonValue(rec.Value), Meta: jsonValue(rec.Meta),
-	}
-}
 
 // Writer prints what `iii replay` finds. Output may be buffered until
 // Flush.
@@ -80,7 +48,7 @@ func NewJSONWriter(w io.Writer) *JSONWriter {
 }
 
 // Record writes rec as a Row: the same bytes as encoding/json (with HTML
-// escaping off) writes for NewRow(rec), built without reflection because
+// escaping off) writes for history.NewRow(rec), built without reflection because
 // dumping a whole log goes through here once per record.
 func (j *JSONWriter) Record(rec *log.Record) error {
 	j.line = j.appendRecord(j.line[:0], rec)
@@ -220,10 +188,10 @@ func newStateJSON(st *State) (*stateJSON, error) {
 		v.Time = &st.Time
 	}
 	for _, it := range items {
-		v.Items = append(v.Items, itemJSON{it.Stream, it.Group, it.Item, jsonValue(it.Value)})
+		v.Items = append(v.Items, itemJSON{it.Stream, it.Group, it.Item, history.JSONValue(it.Value)})
 	}
 	for _, e := range entries {
-		v.State = append(v.State, entryJSON{e.Scope, e.Key, jsonValue(e.Value)})
+		v.State = append(v.State, entryJSON{e.Scope, e.Key, history.JSONValue(e.Value)})
 	}
 	for _, w := range st.Registry.Workers() {
 		wj := workerJSON{ID: w.ID, Name: w.Name, Listener: w.Listener, IP: w.IP}
@@ -237,7 +205,7 @@ func newStateJSON(st *State) (*stateJSON, error) {
 		v.Functions = append(v.Functions, functionJSON{f.ID, f.Worker, f.Description})
 	}
 	for _, t := range st.Registry.Triggers() {
-		v.Triggers = append(v.Triggers, triggerJSON{t.ID, t.Type, t.Function, t.Worker, jsonValue(t.Config), jsonValue(t.Metadata)})
+		v.Triggers = append(v.Triggers, triggerJSON{t.ID, t.Type, t.Function, t.Worker, history.JSONValue(t.Config), history.JSONValue(t.Metadata)})
 	}
 	for _, t := range st.Registry.TriggerTypes() {
 		v.TriggerTypes = append(v.TriggerTypes, triggerTypeJSON{t.ID, t.Worker})
@@ -583,16 +551,3 @@ var (
 	_ Writer = (*JSONWriter)(nil)
 	_ Writer = (*TableWriter)(nil)
 )
-
-// jsonValue makes raw value bytes safe to embed in JSON output: valid JSON
-// is kept as is, anything else (never written by the engine, but a log is
-// read as found) becomes a JSON string.
-func jsonValue(v []byte) json.RawMessage {
-	if len(v) == 0 {
-		return nil
-	}
-	if json.Valid(v) {
-		return v
-	}
-	return jsontext.AppendString(nil, string(v))
-}

@@ -84,8 +84,8 @@ var t0 = time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
 
 func at(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
 
-// history is the test log, one record per line; record i+1 is history[i].
-var history = []log.Record{
+// testLog is the test log, one record per line; record i+1 is testLog[i].
+var testLog = []log.Record{
 	{Kind: log.KindEngineStarted, Value: []byte(`{"version":"0.1.0"}`)},
 	{Kind: log.KindWorkerConnected, Worker: "w1", Value: []byte(`{"listener":"0.0.0.0:49134","ip_address":"127.0.0.1","rbac":false}`)},
 	{Kind: log.KindFunctionRegistered, Worker: "w1", Function: "todos::create", Value: []byte(`{"description":"create a todo"}`)},

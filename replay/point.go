@@ -2,6 +2,7 @@ package replay
 
 import (
 	"fmt"
+	"github.com/iii-go/iii/history"
 	"strconv"
 	"time"
 )
@@ -26,7 +27,7 @@ func ParsePoint(s string, now time.Time) (Point, error) {
 			return Point{Index: i}, nil
 		}
 	}
-	t, err := ParseTime(s, now)
+	t, err := history.ParseTime(s, now)
 	if err != nil {
 		return Point{}, fmt.Errorf("point %w", err)
 	}

@@ -14,12 +14,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/iii-go/iii/history"
 	"github.com/iii-go/iii/log"
 )
 
 // ErrPastEnd is wrapped by errors about an index beyond the log's last
 // record.
-var ErrPastEnd = errors.New("past the end of the log")
+var ErrPastEnd = history.ErrPastEnd
 
 // errStop ends a log.Scan early; it never leaves this package.
 var errStop = errors.New("replay: stop scan")
@@ -40,78 +41,20 @@ func LogDir(dir string) (string, error) {
 }
 
 // Records calls fn, in index order, for every record in the log directory
-// dir that f selects. The *log.Record is reused between calls (keep its
-// fields, not the pointer). The scan ends at the first record after
-// f.ToIndex or f.Until: record times do not go backwards (the sequencer
-// keeps them monotonic; only a clock set back between two engine runs
-// could break that, and then a time-bounded scan ends early). A FromIndex or ToIndex beyond the last record is an
-// error wrapping ErrPastEnd. An error from fn ends the scan and is returned.
-func Records(dir string, f Filter, fn func(*log.Record) error) error {
+// dir that f selects (history.Select has the rules).
+func Records(dir string, f history.Filter, fn func(*log.Record) error) error {
 	return RecordsProgress(dir, f, nil, fn)
 }
 
 // RecordsProgress is Records reporting every index it reads, matching or
 // not, to p (which may be nil).
-func RecordsProgress(dir string, f Filter, p *Progress, fn func(*log.Record) error) error {
-	// A bound past the end is refused before anything is printed.
-	if f.FromIndex > 0 || f.ToIndex > 0 {
-		last, err := LastIndex(dir)
-		if err != nil {
-			return err
-		}
-		switch {
-		case f.FromIndex > last:
-			return pastEnd(dir, "from_index", f.FromIndex)
-		case f.ToIndex > last:
-			return pastEnd(dir, "to_index", f.ToIndex)
-		}
-	}
-	m := f.compile()
-	var last uint64
-	n := 0
-	err := log.Scan(dir, m.from, func(rec *log.Record) error {
-		last = rec.Index
-		if rec.Index > m.to || rec.Time > m.until {
-			return errStop
-		}
-		p.set(rec.Index)
-		if !m.match(rec) {
-			return nil
-		}
-		if err := fn(rec); err != nil {
-			return err
-		}
-		if n++; n == f.Limit {
-			return errStop
-		}
-		return nil
-	})
-	if errors.Is(err, errStop) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	// The scan reached the end of the log.
-	switch {
-	case f.FromIndex > 0 && last == 0:
-		return pastEnd(dir, "from_index", f.FromIndex)
-	case f.ToIndex > 0 && last < f.ToIndex:
-		return pastEnd(dir, "to_index", f.ToIndex)
-	}
-	return nil
+func RecordsProgress(dir string, f history.Filter, p *Progress, fn func(*log.Record) error) error {
+	return history.Select(dirSource(dir), f, p.set, fn)
 }
 
-// pastEnd builds the error for a point beyond the last record.
-func pastEnd(dir, what string, index uint64) error {
-	last, err := LastIndex(dir)
-	if err != nil {
-		return err
-	}
-	if last == 0 {
-		return fmt.Errorf("%s %d is %w (the log is empty)", what, index, ErrPastEnd)
-	}
-	return fmt.Errorf("%s %d is %w (last index %d)", what, index, ErrPastEnd, last)
+// dirSource reads the log directory dir.
+func dirSource(dir string) history.Source {
+	return history.Dir(dir, func() (uint64, error) { return LastIndex(dir) })
 }
 
 // LastIndex returns the index of the last record in the log directory dir
@@ -138,24 +81,6 @@ func scanEnd(dir string, from uint64) (uint64, error) {
 	return last, err
 }
 
-// Query returns the records f selects as Rows, at most limit of them (or
-// f.Limit, whichever is smaller; 0 means no bound), for a caller that wants
-// values rather than a callback: engine::history::query answers with them.
-func Query(dir string, f Filter, limit int) ([]Row, error) {
-	if limit > 0 && (f.Limit == 0 || limit < f.Limit) {
-		f.Limit = limit
-	}
-	rows := []Row{}
-	err := Records(dir, f, func(rec *log.Record) error {
-		rows = append(rows, NewRow(rec))
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rows, nil
-}
-
 // FollowInterval is how often Follow looks for new records.
 const FollowInterval = 200 * time.Millisecond
 
@@ -172,9 +97,9 @@ const FollowInterval = 200 * time.Millisecond
 // reads as the end of the log until the next poll). Each poll rereads the
 // tail segment up to that index, which is cheap next to the interval;
 // file-change notifications would save that but are not portable.
-func Follow(ctx context.Context, dir string, f Filter, fn func(*log.Record) error, caughtUp func() error) error {
-	m := f.compile()
-	next := m.from
+func Follow(ctx context.Context, dir string, f history.Filter, fn func(*log.Record) error, caughtUp func() error) error {
+	m := f.Compile()
+	next := m.From()
 	n := 0
 	done := false
 	tick := time.NewTicker(FollowInterval)
@@ -183,14 +108,14 @@ func Follow(ctx context.Context, dir string, f Filter, fn func(*log.Record) erro
 		delivered := false
 		err := log.Scan(dir, next, func(rec *log.Record) error {
 			next = rec.Index + 1
-			if rec.Index > m.to || rec.Time > m.until {
+			if m.Beyond(rec) {
 				done = true
 				return errStop
 			}
 			if rec.Index&1023 == 0 && ctx.Err() != nil {
 				return errStop
 			}
-			if !m.match(rec) {
+			if !m.Match(rec) {
 				return nil
 			}
 			if err := fn(rec); err != nil {
@@ -211,12 +136,12 @@ func Follow(ctx context.Context, dir string, f Filter, fn func(*log.Record) erro
 				return err
 			}
 		}
-		if done || next > m.to {
+		if done || next > m.To() {
 			return nil
 		}
 		// Once until has passed, one more poll picks up records stamped
 		// before it that were still being written.
-		late := m.until != math.MaxInt64 && time.Now().UnixNano() > m.until
+		late := !f.Until.IsZero() && time.Now().After(f.Until)
 		select {
 		case <-ctx.Done():
 			return nil

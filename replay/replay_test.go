@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/iii-go/iii/history"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 	"github.com/iii-go/iii/log"
 )
 
-// jsonLines is the --format json line of each record of history, by index.
+// jsonLines is the --format json line of each record of testLog, by index.
 var jsonLines = map[uint64]string{
 	1:  `{"index":1,"id":"01KDZ2CP780000000000000001","time":"2026-01-02T10:00:01Z","kind":"engine.started","value":{"version":"0.1.0"}}`,
 	2:  `{"index":2,"id":"01KDZ2CQ6G0000000000000002","time":"2026-01-02T10:00:02Z","kind":"worker.connected","worker":"w1","value":{"listener":"0.0.0.0:49134","ip_address":"127.0.0.1","rbac":false}}`,
@@ -44,14 +45,14 @@ func jsonOf(indexes ...uint64) string {
 }
 
 func TestRecordsFilters(t *testing.T) {
-	dir := writeLog(t, history, 10)
+	dir := writeLog(t, testLog, 10)
 	tests := []struct {
 		name  string
-		spec  FilterSpec
+		spec  history.FilterSpec
 		want  []uint64
 		table string
 	}{
-		{"all", FilterSpec{}, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}, `
+		{"all", history.FilterSpec{}, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}, `
 INDEX  TIME                      KIND                 SUBJECT            DETAIL
     1  2026-01-02T10:00:01.000Z  engine.started                          {"version":"0.1.0"}
     2  2026-01-02T10:00:02.000Z  worker.connected     w1                 {"listener":"0.0.0.0:49134","ip_address":"127.0.0.1","rbac":false}
@@ -71,7 +72,7 @@ INDEX  TIME                      KIND                 SUBJECT            DETAIL
    16  2026-01-02T10:00:16.000Z  stream.set           todo/inbox/c       {"title":"read","done":false}
    17  2026-01-02T10:00:17.000Z  stream.set           notes/personal/n1  {"text":"hello world","tags":["a"]}
 `},
-		{"stream", FilterSpec{Stream: "todo"}, []uint64{6, 7, 8, 11, 16}, `
+		{"stream", history.FilterSpec{Stream: "todo"}, []uint64{6, 7, 8, 11, 16}, `
 INDEX  TIME                      KIND           SUBJECT       DETAIL
     6  2026-01-02T10:00:06.000Z  stream.set     todo/inbox/a  {"title":"buy milk","done":false}
     7  2026-01-02T10:00:07.000Z  stream.set     todo/inbox/b  {"title":"walk dog","done":false}
@@ -79,7 +80,7 @@ INDEX  TIME                      KIND           SUBJECT       DETAIL
    11  2026-01-02T10:00:11.000Z  stream.delete  todo/inbox/b
    16  2026-01-02T10:00:16.000Z  stream.set     todo/inbox/c  {"title":"read","done":false}
 `},
-		{"kinds", FilterSpec{Kind: "stream.set,stream.delete"}, []uint64{6, 7, 9, 11, 16, 17}, `
+		{"kinds", history.FilterSpec{Kind: "stream.set,stream.delete"}, []uint64{6, 7, 9, 11, 16, 17}, `
 INDEX  TIME                      KIND           SUBJECT            DETAIL
     6  2026-01-02T10:00:06.000Z  stream.set     todo/inbox/a       {"title":"buy milk","done":false}
     7  2026-01-02T10:00:07.000Z  stream.set     todo/inbox/b       {"title":"walk dog","done":false}
@@ -88,17 +89,17 @@ INDEX  TIME                      KIND           SUBJECT            DETAIL
    16  2026-01-02T10:00:16.000Z  stream.set     todo/inbox/c       {"title":"read","done":false}
    17  2026-01-02T10:00:17.000Z  stream.set     notes/personal/n1  {"text":"hello world","tags":["a"]}
 `},
-		{"function.registered", FilterSpec{Kind: "function.registered"}, []uint64{3, 4, 15}, `
+		{"function.registered", history.FilterSpec{Kind: "function.registered"}, []uint64{3, 4, 15}, `
 INDEX  TIME                      KIND                 SUBJECT        DETAIL
     3  2026-01-02T10:00:03.000Z  function.registered  todos::create  worker=w1 {"description":"create a todo"}
     4  2026-01-02T10:00:04.000Z  function.registered  todos::list    worker=w1
    15  2026-01-02T10:00:15.000Z  function.registered  todos::create  worker=w2 {"description":"create a todo, v2"}
 `},
-		{"worker.disconnected", FilterSpec{Kind: "worker.disconnected"}, []uint64{12}, `
+		{"worker.disconnected", history.FilterSpec{Kind: "worker.disconnected"}, []uint64{12}, `
 INDEX  TIME                      KIND                 SUBJECT  DETAIL
    12  2026-01-02T10:00:12.000Z  worker.disconnected  w1
 `},
-		{"worker", FilterSpec{Worker: "w1"}, []uint64{2, 3, 4, 5, 12}, `
+		{"worker", history.FilterSpec{Worker: "w1"}, []uint64{2, 3, 4, 5, 12}, `
 INDEX  TIME                      KIND                 SUBJECT        DETAIL
     2  2026-01-02T10:00:02.000Z  worker.connected     w1             {"listener":"0.0.0.0:49134","ip_address":"127.0.0.1","rbac":false}
     3  2026-01-02T10:00:03.000Z  function.registered  todos::create  worker=w1 {"description":"create a todo"}
@@ -106,44 +107,44 @@ INDEX  TIME                      KIND                 SUBJECT        DETAIL
     5  2026-01-02T10:00:05.000Z  trigger.registered   t1             worker=w1 function=todos::list type=stream {"stream_name":"todo","group_id":"inbox"} meta={"owner":"ui"}
    12  2026-01-02T10:00:12.000Z  worker.disconnected  w1
 `},
-		{"function", FilterSpec{Function: "todos::create"}, []uint64{3, 15}, `
+		{"function", history.FilterSpec{Function: "todos::create"}, []uint64{3, 15}, `
 INDEX  TIME                      KIND                 SUBJECT        DETAIL
     3  2026-01-02T10:00:03.000Z  function.registered  todos::create  worker=w1 {"description":"create a todo"}
    15  2026-01-02T10:00:15.000Z  function.registered  todos::create  worker=w2 {"description":"create a todo, v2"}
 `},
-		{"group and item", FilterSpec{Group: "inbox", Item: "a"}, []uint64{6, 8}, `
+		{"group and item", history.FilterSpec{Group: "inbox", Item: "a"}, []uint64{6, 8}, `
 INDEX  TIME                      KIND           SUBJECT       DETAIL
     6  2026-01-02T10:00:06.000Z  stream.set     todo/inbox/a  {"title":"buy milk","done":false}
     8  2026-01-02T10:00:08.000Z  stream.update  todo/inbox/a  [{"type":"set","path":"done","value":true}]
 `},
-		{"index range", FilterSpec{FromIndex: "5", ToIndex: "7"}, []uint64{5, 6, 7}, `
+		{"index range", history.FilterSpec{FromIndex: "5", ToIndex: "7"}, []uint64{5, 6, 7}, `
 INDEX  TIME                      KIND                SUBJECT       DETAIL
     5  2026-01-02T10:00:05.000Z  trigger.registered  t1            worker=w1 function=todos::list type=stream {"stream_name":"todo","group_id":"inbox"} meta={"owner":"ui"}
     6  2026-01-02T10:00:06.000Z  stream.set          todo/inbox/a  {"title":"buy milk","done":false}
     7  2026-01-02T10:00:07.000Z  stream.set          todo/inbox/b  {"title":"walk dog","done":false}
 `},
-		{"time range", FilterSpec{Since: "2026-01-02T10:00:10Z", Until: "2026-01-02T10:00:12Z"}, []uint64{10, 11, 12}, `
+		{"time range", history.FilterSpec{Since: "2026-01-02T10:00:10Z", Until: "2026-01-02T10:00:12Z"}, []uint64{10, 11, 12}, `
 INDEX  TIME                      KIND                 SUBJECT         DETAIL
    10  2026-01-02T10:00:10.000Z  state.set            settings/theme  "dark"
    11  2026-01-02T10:00:11.000Z  stream.delete        todo/inbox/b
    12  2026-01-02T10:00:12.000Z  worker.disconnected  w1
 `},
-		{"since duration", FilterSpec{Since: "2s"}, []uint64{15, 16, 17}, `
+		{"since duration", history.FilterSpec{Since: "2s"}, []uint64{15, 16, 17}, `
 INDEX  TIME                      KIND                 SUBJECT            DETAIL
    15  2026-01-02T10:00:15.000Z  function.registered  todos::create      worker=w2 {"description":"create a todo, v2"}
    16  2026-01-02T10:00:16.000Z  stream.set           todo/inbox/c       {"title":"read","done":false}
    17  2026-01-02T10:00:17.000Z  stream.set           notes/personal/n1  {"text":"hello world","tags":["a"]}
 `},
-		{"limit", FilterSpec{Stream: "todo", Limit: "2"}, []uint64{6, 7}, `
+		{"limit", history.FilterSpec{Stream: "todo", Limit: "2"}, []uint64{6, 7}, `
 INDEX  TIME                      KIND        SUBJECT       DETAIL
     6  2026-01-02T10:00:06.000Z  stream.set  todo/inbox/a  {"title":"buy milk","done":false}
     7  2026-01-02T10:00:07.000Z  stream.set  todo/inbox/b  {"title":"walk dog","done":false}
 `},
-		{"no match", FilterSpec{Stream: "nope"}, nil, ``},
+		{"no match", history.FilterSpec{Stream: "nope"}, nil, ``},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := ParseFilter(tt.spec, at(17)) // "2s" is 2s before record 17
+			f, err := history.ParseFilter(tt.spec, at(17)) // "2s" is 2s before record 17
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,7 +206,7 @@ func TestStateAt(t *testing.T) {
 	// With a snapshot after record 10 (used for points from 10 on) and
 	// without any (every point rebuilt from the first record).
 	for _, snaps := range [][]int{{10}, nil} {
-		dir := writeLog(t, history, snaps...)
+		dir := writeLog(t, testLog, snaps...)
 		tests := []struct {
 			name        string
 			at          Point
@@ -238,7 +239,7 @@ func TestStateAt(t *testing.T) {
 }
 
 func TestSnapshotFor(t *testing.T) {
-	dir := writeLog(t, history, 10)
+	dir := writeLog(t, testLog, 10)
 	tests := []struct {
 		at   Point
 		want uint64
@@ -293,7 +294,7 @@ const diff9to17JSON = `{"change":"changed","stream":"notes","group":"personal","
 `
 
 func TestDiff(t *testing.T) {
-	dir := writeLog(t, history, 10)
+	dir := writeLog(t, testLog, 10)
 	tests := []struct {
 		name        string
 		from, to    Point
@@ -348,7 +349,7 @@ func TestFieldDiff(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	dir := writeLog(t, history)
+	dir := writeLog(t, testLog)
 	empty := t.TempDir()
 	now := at(17)
 	tests := []struct {
@@ -357,21 +358,27 @@ func TestBadInput(t *testing.T) {
 		want string
 		is   error
 	}{
-		{"unknown kind", func() error { _, err := ParseFilter(FilterSpec{Kind: "stream.set,stream.sett"}, now); return err },
+		{"unknown kind", func() error {
+			_, err := history.ParseFilter(history.FilterSpec{Kind: "stream.set,stream.sett"}, now)
+			return err
+		},
 			`kind: unknown record kind "stream.sett" (known: engine.started, worker.connected, worker.updated, worker.disconnected, function.registered, function.unregistered, trigger.registered, trigger.unregistered, triggertype.registered, triggertype.unregistered, stream.set, stream.update, stream.delete, stream.send, state.set, state.update, state.delete)`, nil},
-		{"malformed since", func() error { _, err := ParseFilter(FilterSpec{Since: "yesterday"}, now); return err },
+		{"malformed since", func() error { _, err := history.ParseFilter(history.FilterSpec{Since: "yesterday"}, now); return err },
 			`since: "yesterday" is neither an RFC 3339 time (2026-11-29T10:42:00Z) nor a duration (15m, 2h)`, nil},
-		{"negative duration", func() error { _, err := ParseFilter(FilterSpec{Until: "-5m"}, now); return err },
+		{"negative duration", func() error { _, err := history.ParseFilter(history.FilterSpec{Until: "-5m"}, now); return err },
 			`until: "-5m": a duration means that long before now and must not be negative`, nil},
-		{"malformed index", func() error { _, err := ParseFilter(FilterSpec{FromIndex: "x1"}, now); return err },
+		{"malformed index", func() error { _, err := history.ParseFilter(history.FilterSpec{FromIndex: "x1"}, now); return err },
 			`from_index "x1": not a record index (a whole number)`, nil},
-		{"reversed indexes", func() error { _, err := ParseFilter(FilterSpec{FromIndex: "9", ToIndex: "3"}, now); return err },
+		{"reversed indexes", func() error {
+			_, err := history.ParseFilter(history.FilterSpec{FromIndex: "9", ToIndex: "3"}, now)
+			return err
+		},
 			`from_index 9 is after to_index 3`, nil},
 		{"malformed point", func() error { _, err := ParsePoint("10:42", now); return err },
 			`point "10:42" is neither an RFC 3339 time (2026-11-29T10:42:00Z) nor a duration (15m, 2h)`, nil},
-		{"from index past the end", func() error { return Records(dir, Filter{FromIndex: 18}, nop) },
+		{"from index past the end", func() error { return Records(dir, history.Filter{FromIndex: 18}, nop) },
 			`from_index 18 is past the end of the log (last index 17)`, ErrPastEnd},
-		{"to index past the end", func() error { return Records(dir, Filter{FromIndex: 3, ToIndex: 40}, nop) },
+		{"to index past the end", func() error { return Records(dir, history.Filter{FromIndex: 3, ToIndex: 40}, nop) },
 			`to_index 40 is past the end of the log (last index 17)`, ErrPastEnd},
 		{"state past the end", func() error { _, err := StateAt(dir, Point{Index: 18}); return err },
 			`index 18 is past the end of the log (last index 17)`, ErrPastEnd},
@@ -381,7 +388,7 @@ func TestBadInput(t *testing.T) {
 			`to 3 is before from 9`, nil},
 		{"not a log", func() error { _, err := LogDir(empty); return err },
 			empty + `: not a log directory (no wal/ subdirectory); nor is ` + filepath.Join(empty, "log"), log.ErrNotALog},
-		{"scan of not a log", func() error { return Records(empty, Filter{}, nop) },
+		{"scan of not a log", func() error { return Records(empty, history.Filter{}, nop) },
 			`log: scan: ` + empty + `: not a log directory (no wal/ subdirectory)`, log.ErrNotALog},
 		{"state of not a log", func() error { _, err := StateAt(empty, Point{Index: 1}); return err },
 			`log: snapshot: ` + empty + `: not a log directory (no wal/ subdirectory)`, log.ErrNotALog},
@@ -406,20 +413,20 @@ func nop(*log.Record) error { return nil }
 
 func TestEmptyLog(t *testing.T) {
 	dir := writeLog(t, nil)
-	if got := render(t, "table", func(w Writer) error { return Records(dir, Filter{}, w.Record) }); got != "" {
+	if got := render(t, "table", func(w Writer) error { return Records(dir, history.Filter{}, w.Record) }); got != "" {
 		t.Errorf("records of an empty log: %q", got)
 	}
 	st, err := StateAt(dir, Point{Index: 0})
 	if err != nil || st.Index != 0 {
 		t.Fatalf("StateAt(0) = %v, %v", st, err)
 	}
-	if err := Records(dir, Filter{FromIndex: 1}, nop); err == nil || err.Error() != "from_index 1 is past the end of the log (the log is empty)" {
+	if err := Records(dir, history.Filter{FromIndex: 1}, nop); err == nil || err.Error() != "from_index 1 is past the end of the log (the log is empty)" {
 		t.Errorf("from_index on an empty log: %v", err)
 	}
 }
 
 func TestLogDir(t *testing.T) {
-	data := writeLog(t, history[:1])
+	data := writeLog(t, testLog[:1])
 	// The engine's default layout: <data-dir>/log.
 	parent := t.TempDir()
 	if err := os.Rename(data, filepath.Join(parent, "log")); err != nil {
@@ -434,20 +441,20 @@ func TestLogDir(t *testing.T) {
 }
 
 func TestFilterJSON(t *testing.T) {
-	var f Filter
+	var f history.Filter
 	err := json.Unmarshal([]byte(`{"stream":"todo","group":"inbox","item":"a","kind":"stream.set,stream.update",
 		"worker":"w1","function":"todos::create","from_index":2,"to_index":9,
 		"since":"2026-01-02T10:00:01Z","until":"2026-01-02T10:00:09.5Z","limit":3}`), &f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := ParseFilter(FilterSpec{Stream: "todo", Group: "inbox", Item: "a", Kind: "stream.set,stream.update",
+	want, err := history.ParseFilter(history.FilterSpec{Stream: "todo", Group: "inbox", Item: "a", Kind: "stream.set,stream.update",
 		Worker: "w1", Function: "todos::create", FromIndex: "2", ToIndex: "9",
 		Since: "2026-01-02T10:00:01Z", Until: "2026-01-02T10:00:09.5Z", Limit: "3"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, b := f.compile(), want.compile(); *a != *b || f.Limit != want.Limit {
+	if a, b := f.Compile(), want.Compile(); *a != *b || f.Limit != want.Limit {
 		t.Errorf("decoded %+v\nwant    %+v", f, want)
 	}
 	for _, tt := range []struct{ in, want string }{
@@ -458,7 +465,7 @@ func TestFilterJSON(t *testing.T) {
 		{`{"from_index":5,"to_index":4}`, `from_index 5 is after to_index 4`},
 		{`{"limit":-1}`, `limit -1: must not be negative`},
 	} {
-		var f Filter
+		var f history.Filter
 		if err := json.Unmarshal([]byte(tt.in), &f); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want prefix %s", tt.in, err, tt.want)
 		}
@@ -466,7 +473,7 @@ func TestFilterJSON(t *testing.T) {
 }
 
 func TestQuery(t *testing.T) {
-	dir := writeLog(t, history)
+	dir := writeLog(t, testLog)
 	for _, tt := range []struct {
 		limit, filterLimit int
 		want               []uint64
@@ -477,7 +484,7 @@ func TestQuery(t *testing.T) {
 		{4, 3, []uint64{6, 7, 8}},
 		{1, 3, []uint64{6}},
 	} {
-		rows, err := Query(dir, Filter{Stream: "todo", Limit: tt.filterLimit}, tt.limit)
+		rows, err := history.Query(dirSource(dir), history.Filter{Stream: "todo", Limit: tt.filterLimit}, tt.limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -494,7 +501,7 @@ func TestQuery(t *testing.T) {
 			t.Errorf("Query limit %d, filter limit %d:\n%s\nwant:\n%s", tt.limit, tt.filterLimit, got.String(), jsonOf(tt.want...))
 		}
 	}
-	if rows, err := Query(dir, Filter{Stream: "nope"}, 0); err != nil || rows == nil || len(rows) != 0 {
+	if rows, err := history.Query(dirSource(dir), history.Filter{Stream: "nope"}, 0); err != nil || rows == nil || len(rows) != 0 {
 		t.Errorf("no match: %v, %v (want an empty, non-nil slice)", rows, err)
 	}
 }
@@ -508,7 +515,7 @@ func TestFollow(t *testing.T) {
 	defer l.Close()
 	appendN := func(from, to int) {
 		for i := from; i < to; i++ {
-			rec := history[i]
+			rec := testLog[i]
 			if _, err := l.Append(&rec); err != nil {
 				t.Fatal(err)
 			}
@@ -521,7 +528,7 @@ func TestFollow(t *testing.T) {
 	got := make(chan uint64, 100)
 	done := make(chan error, 1)
 	go func() {
-		done <- Follow(ctx, dir, Filter{Stream: "todo"}, func(rec *log.Record) error {
+		done <- Follow(ctx, dir, history.Filter{Stream: "todo"}, func(rec *log.Record) error {
 			got <- rec.Index
 			return nil
 		}, func() error {
@@ -565,7 +572,7 @@ func TestFollow(t *testing.T) {
 	}
 
 	// A follow bounded by to_index ends by itself, here once 17 is written.
-	err = Follow(context.Background(), dir, Filter{FromIndex: 16, ToIndex: 17}, func(rec *log.Record) error {
+	err = Follow(context.Background(), dir, history.Filter{FromIndex: 16, ToIndex: 17}, func(rec *log.Record) error {
 		got <- rec.Index
 		return nil
 	}, func() error {
@@ -579,10 +586,10 @@ func TestFollow(t *testing.T) {
 }
 
 func TestTableColour(t *testing.T) {
-	dir := writeLog(t, history[:2])
+	dir := writeLog(t, testLog[:2])
 	var b strings.Builder
 	w := NewTableWriter(&b, true)
-	if err := Records(dir, Filter{}, w.Record); err != nil {
+	if err := Records(dir, history.Filter{}, w.Record); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Flush(); err != nil {
@@ -597,19 +604,19 @@ func TestTableColour(t *testing.T) {
 }
 
 func TestMatchAllocatesNothing(t *testing.T) {
-	f, err := ParseFilter(FilterSpec{Stream: "todo", Kind: "stream.set,stream.update", Since: "2026-01-02T10:00:00Z"}, at(0))
+	f, err := history.ParseFilter(history.FilterSpec{Stream: "todo", Kind: "stream.set,stream.update", Since: "2026-01-02T10:00:00Z"}, at(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := f.compile()
-	recs := append([]log.Record(nil), history...)
+	m := f.Compile()
+	recs := append([]log.Record(nil), testLog...)
 	for i := range recs {
 		recs[i].Time = at(i + 1).UnixNano()
 	}
 	n := 0
 	allocs := testing.AllocsPerRun(100, func() {
 		for i := range recs {
-			if m.match(&recs[i]) {
+			if m.Match(&recs[i]) {
 				n++
 			}
 		}
@@ -652,8 +659,8 @@ func TestJSONLineMatchesRow(t *testing.T) {
 		"bad\xffutf8\xc3", "\u2028line\u2029sep", "\x7f del"}
 	values := []string{"", `{"a":1}`, "{\n  \"a\" : [1, 2 ]\n}", `"<b>"`, `not json`, "{\"x\":\"\u2028\"}", "nul\x00l", `1e400`}
 	recs := []log.Record{}
-	for i := range history {
-		recs = append(recs, history[i])
+	for i := range testLog {
+		recs = append(recs, testLog[i])
 	}
 	for i, s := range odd {
 		recs = append(recs, log.Record{Kind: log.KindTriggerRegistered, Stream: s, Group: s, Item: s, Scope: s, Key: s,
@@ -665,7 +672,7 @@ func TestJSONLineMatchesRow(t *testing.T) {
 		var want strings.Builder
 		enc := json.NewEncoder(&want)
 		enc.SetEscapeHTML(false)
-		if err := enc.Encode(NewRow(&recs[i])); err != nil {
+		if err := enc.Encode(history.NewRow(&recs[i])); err != nil {
 			t.Fatal(err)
 		}
 		var got strings.Builder
@@ -689,8 +696,8 @@ func TestRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range history {
-		rec := history[i]
+	for i := range testLog {
+		rec := testLog[i]
 		rec.ID, rec.Time = testID(i+1), at(i+1).UnixNano()
 		if _, err := l.Append(&rec); err != nil {
 			t.Fatal(err)
@@ -709,7 +716,7 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("retention kept from index %d; the test needs 1 < first <= 10", first)
 	}
 	var got []uint64
-	if err := Records(dir, Filter{}, func(rec *log.Record) error { got = append(got, rec.Index); return nil }); err != nil || got[0] != first {
+	if err := Records(dir, history.Filter{}, func(rec *log.Record) error { got = append(got, rec.Index); return nil }); err != nil || got[0] != first {
 		t.Errorf("records from %v, %v; want from %d", got, err, first)
 	}
 	if _, err := StateAt(dir, Point{Index: first - 1}); err == nil || !strings.Contains(err.Error(), "were removed by retention") {

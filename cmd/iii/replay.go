@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/iii-go/iii/history"
 	"github.com/iii-go/iii/log"
 	"github.com/iii-go/iii/replay"
 )
@@ -71,7 +72,7 @@ func runReplay(args []string) int {
 	}
 
 	now := time.Now()
-	var filter replay.Filter
+	var filter history.Filter
 	var atPoint, from, to replay.Point
 	toGiven := false
 	switch {
@@ -89,7 +90,7 @@ func runReplay(args []string) int {
 			return replayUsageError(fmt.Errorf("--at: %w", err))
 		}
 	default:
-		filter, err = replay.ParseFilter(replay.FilterSpec{
+		filter, err = history.ParseFilter(history.FilterSpec{
 			Stream: fl.get("stream"), Group: fl.get("group"), Item: fl.get("item"), Kind: fl.get("kind"),
 			Worker: fl.get("worker"), Function: fl.get("function"),
 			FromIndex: fl.get("from-index"), ToIndex: fl.get("to-index"),

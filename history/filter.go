@@ -1,4 +1,4 @@
-package replay
+package history
 
 import (
 	"bytes"
@@ -189,9 +189,9 @@ func (f *Filter) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// matcher is a Filter compiled for the scan loop: no allocation, no
+// Matcher is a Filter compiled for a read loop: no allocation, no
 // time.Time arithmetic, one table lookup for the kind.
-type matcher struct {
+type Matcher struct {
 	stream, group, item, worker, function string
 	anyKind                               bool
 	kinds                                 [256]bool
@@ -199,8 +199,9 @@ type matcher struct {
 	since, until                          int64
 }
 
-func (f *Filter) compile() *matcher {
-	m := &matcher{
+// Compile prepares f for a read loop.
+func (f *Filter) Compile() *Matcher {
+	m := &Matcher{
 		stream: f.Stream, group: f.Group, item: f.Item, worker: f.Worker, function: f.Function,
 		anyKind: len(f.Kinds) == 0,
 		from:    max(f.FromIndex, 1), to: f.ToIndex,
@@ -221,9 +222,20 @@ func (f *Filter) compile() *matcher {
 	return m
 }
 
-// match reports whether rec passes every field test. Index and time bounds
-// are checked by the caller, which stops the scan at the upper ones.
-func (m *matcher) match(rec *log.Record) bool {
+// From is the first index the filter can select.
+func (m *Matcher) From() uint64 { return m.from }
+
+// To is the last index the filter can select.
+func (m *Matcher) To() uint64 { return m.to }
+
+// Beyond reports whether rec, and so every later record, is past the
+// filter's upper index or time bound: the read can stop.
+func (m *Matcher) Beyond(rec *log.Record) bool { return rec.Index > m.to || rec.Time > m.until }
+
+// Match reports whether rec passes every field test. Index and time bounds
+// are checked by the caller, which stops the read at the upper ones
+// (Beyond).
+func (m *Matcher) Match(rec *log.Record) bool {
 	return (m.anyKind || m.kinds[rec.Kind]) &&
 		rec.Time >= m.since &&
 		(m.stream == "" || rec.Stream == m.stream) &&
