@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,17 +15,10 @@ import (
 )
 
 // Replay and restart: a log of Options.Records stream.set records, read by
-// log.Scan and reopened by log.Open (from a snapshot, and from nothing),
+// log.Scan and reopened by log.Open into the engine's read model (from a
+// snapshot, and from nothing),
 // and an engine started on it, each against reading the same segments with
 // raw tidwall/wal.
-
-// streamsState folds records into the real stream projection, so log.Open
-// pays for what an engine restart pays for.
-type streamsState struct{ s projections.Streams }
-
-func (st *streamsState) Apply(rec *iiilog.Record) any { return st.s.Apply(rec) }
-func (st *streamsState) Snapshot(w io.Writer) error   { return st.s.Snapshot(w) }
-func (st *streamsState) Restore(r io.Reader) error    { return st.s.Restore(r) }
 
 const (
 	fillBatch   = 1000
@@ -35,7 +27,7 @@ const (
 
 // fillLog writes n stream.set records (sync never) and a final snapshot.
 func fillLog(dir string, n int) error {
-	l, err := iiilog.Open(dir, &streamsState{}, iiilog.Options{Sync: iiilog.SyncNever, Logger: quiet})
+	l, err := iiilog.Open(dir, projections.NewModel(), iiilog.Options{Sync: iiilog.SyncNever, Logger: quiet})
 	if err != nil {
 		return err
 	}
@@ -94,7 +86,7 @@ func scanAll(dir string) (int, time.Duration, error) {
 // timeOpen times log.Open of dir with a fresh stream projection.
 func timeOpen(dir string) (time.Duration, error) {
 	t0 := time.Now()
-	l, err := iiilog.Open(dir, &streamsState{}, iiilog.Options{Sync: iiilog.SyncNever, Logger: quiet})
+	l, err := iiilog.Open(dir, projections.NewModel(), iiilog.Options{Sync: iiilog.SyncNever, Logger: quiet})
 	if err != nil {
 		return 0, err
 	}

@@ -145,7 +145,7 @@ func (e *Engine) workerName(f projections.Function) string {
 		}
 		return "engine"
 	}
-	if w, ok := e.st.registry.Worker(f.Worker); ok && w.Name != "" {
+	if w, ok := e.view.Registry.Worker(f.Worker); ok && w.Name != "" {
 		return w.Name
 	}
 	return f.Worker
@@ -182,8 +182,8 @@ func (e *Engine) fnFunctionsList(c *builtinCall) callOutcome {
 		return *o
 	}
 	rows := []functionRow{}
-	e.st.mu.RLock()
-	for _, f := range e.st.registry.Functions() {
+	e.view.mu.RLock()
+	for _, f := range e.view.Registry.Functions() {
 		name := e.workerName(f)
 		switch {
 		case !in.IncludeInternal && hiddenFunction(f),
@@ -195,7 +195,7 @@ func (e *Engine) fnFunctionsList(c *builtinCall) callOutcome {
 		}
 		rows = append(rows, functionRow{FunctionID: f.ID, WorkerName: name, Description: f.Description, Metadata: nonNull(f.Metadata)})
 	}
-	e.st.mu.RUnlock()
+	e.view.mu.RUnlock()
 	if c.caller != nil && c.caller.grants != nil {
 		visible := rows[:0]
 		for _, r := range rows {
@@ -237,14 +237,14 @@ type triggerRow struct {
 
 func (e *Engine) triggerRow(t projections.Trigger) triggerRow {
 	name := t.Worker
-	if w, ok := e.st.registry.Worker(t.Worker); ok && w.Name != "" {
+	if w, ok := e.view.Registry.Worker(t.Worker); ok && w.Name != "" {
 		name = w.Name
 	}
 	cfg := t.Config
 	if cfg == nil {
 		cfg = json.RawMessage("null")
 	}
-	_, provided := e.st.registry.TriggerType(t.Type)
+	_, provided := e.view.Registry.TriggerType(t.Type)
 	return triggerRow{ID: t.ID, TriggerType: t.Type, FunctionID: t.Function, WorkerName: name, Config: cfg,
 		ConfigSummary: summarize(cfg), Metadata: nonNull(t.Metadata), Pending: !provided}
 }
@@ -275,14 +275,14 @@ func (e *Engine) fnFunctionsInfo(c *builtinCall) callOutcome {
 		if c.caller != nil && !c.caller.mayCall(id) {
 			return nil, &callError{Code: codeForbidden, Message: "function '" + id + "' not allowed"}
 		}
-		e.st.mu.RLock()
-		defer e.st.mu.RUnlock()
-		f, ok := e.st.registry.Function(id)
+		e.view.mu.RLock()
+		defer e.view.mu.RUnlock()
+		f, ok := e.view.Registry.Function(id)
 		if !ok {
 			return nil, &callError{Code: codeNotFound, Message: "Function '" + id + "' is not registered."}
 		}
 		trs := []map[string]any{}
-		for _, t := range e.st.registry.Triggers() {
+		for _, t := range e.view.Registry.Triggers() {
 			if t.Function == id {
 				trs = append(trs, map[string]any{"id": t.ID, "trigger_type": t.Type, "config": rawOrNull(t.Config)})
 			}
@@ -344,16 +344,16 @@ func (e *Engine) workerRows() []workerRow {
 	rows := []workerRow{}
 	modules := map[string]int{} // engine functions per module name
 	counts := map[string]int{}  // functions per worker id
-	e.st.mu.RLock()
-	for _, f := range e.st.registry.Functions() {
+	e.view.mu.RLock()
+	for _, f := range e.view.Registry.Functions() {
 		if f.Worker == engineWorker {
 			modules[e.workerName(f)]++
 		} else {
 			counts[f.Worker]++
 		}
 	}
-	workers := e.st.registry.Workers()
-	e.st.mu.RUnlock()
+	workers := e.view.Registry.Workers()
+	e.view.mu.RUnlock()
 	for _, name := range sortedKeys(modules) {
 		rows = append(rows, workerRow{Name: strPtr(name), ID: name, Runtime: strPtr("engine"), Version: strPtr(Version),
 			Status: "connected", FunctionCount: modules[name], ConnectedAtMS: e.started.UnixMilli()})
@@ -410,21 +410,21 @@ func (e *Engine) fnWorkersInfo(c *builtinCall) callOutcome {
 			continue
 		}
 		fns, types, trs := []string{}, []string{}, []triggerRow{}
-		e.st.mu.RLock()
-		for _, f := range e.st.registry.Functions() {
+		e.view.mu.RLock()
+		for _, f := range e.view.Registry.Functions() {
 			if f.Worker == r.ID || f.Worker == engineWorker && e.workerName(f) == r.ID {
 				fns = append(fns, f.ID)
 			}
 		}
-		for _, tt := range e.st.registry.TriggerTypes() {
+		for _, tt := range e.view.Registry.TriggerTypes() {
 			if tt.Worker == r.ID || tt.Worker == engineWorker && e.builtinTypes[tt.ID] == r.ID {
 				types = append(types, tt.ID)
 			}
 		}
-		for _, t := range e.st.registry.TriggersOf(r.ID) {
+		for _, t := range e.view.Registry.TriggersOf(r.ID) {
 			trs = append(trs, e.triggerRow(t))
 		}
-		e.st.mu.RUnlock()
+		e.view.mu.RUnlock()
 		return marshalResult(map[string]any{"worker": r, "functions": fns, "trigger_types": types, "registered_triggers": trs})
 	}
 	return failure(codeNotFound, "Worker '"+in.Name+"' is not connected.")
@@ -438,16 +438,16 @@ type triggerTypeRow struct {
 
 func (e *Engine) triggerTypeRows(includeInternal bool) []triggerTypeRow {
 	rows := []triggerTypeRow{}
-	e.st.mu.RLock()
-	defer e.st.mu.RUnlock()
-	for _, tt := range e.st.registry.TriggerTypes() {
+	e.view.mu.RLock()
+	defer e.view.mu.RUnlock()
+	for _, tt := range e.view.Registry.TriggerTypes() {
 		if !includeInternal && strings.HasPrefix(tt.ID, "engine::") {
 			continue
 		}
 		name := tt.Worker
 		if tt.Worker == engineWorker {
 			name = e.builtinTypes[tt.ID]
-		} else if w, ok := e.st.registry.Worker(tt.Worker); ok && w.Name != "" {
+		} else if w, ok := e.view.Registry.Worker(tt.Worker); ok && w.Name != "" {
 			name = w.Name
 		}
 		rows = append(rows, triggerTypeRow{ID: tt.ID, WorkerName: name, Description: tt.Description})
@@ -488,9 +488,9 @@ func (e *Engine) fnTriggerTypesInfo(c *builtinCall) callOutcome {
 		if r.ID != in.ID {
 			continue
 		}
-		e.st.mu.RLock()
-		n := len(e.st.registry.TriggersOfType(r.ID))
-		e.st.mu.RUnlock()
+		e.view.mu.RLock()
+		n := len(e.view.Registry.TriggersOfType(r.ID))
+		e.view.mu.RUnlock()
 		return marshalResult(map[string]any{"id": r.ID, "worker_name": r.WorkerName, "description": r.Description, "instance_count": n})
 	}
 	return failure(codeNotFound, "Trigger type '"+in.ID+"' is not registered.")
@@ -508,8 +508,8 @@ func (e *Engine) fnTriggersList(c *builtinCall) callOutcome {
 		return *o
 	}
 	rows := []triggerRow{}
-	e.st.mu.RLock()
-	for _, t := range e.st.registry.Triggers() {
+	e.view.mu.RLock()
+	for _, t := range e.view.Registry.Triggers() {
 		r := e.triggerRow(t)
 		if !in.IncludeInternal && strings.HasPrefix(t.Type, "engine::") ||
 			in.Search != "" && !strings.Contains(t.ID, in.Search) && !strings.Contains(t.Function, in.Search) ||
@@ -520,7 +520,7 @@ func (e *Engine) fnTriggersList(c *builtinCall) callOutcome {
 		}
 		rows = append(rows, r)
 	}
-	e.st.mu.RUnlock()
+	e.view.mu.RUnlock()
 	return marshalResult(map[string]any{"registered_triggers": rows})
 }
 
@@ -531,9 +531,9 @@ func (e *Engine) fnTriggersInfo(c *builtinCall) callOutcome {
 	if o := c.decode("engine::registered-triggers::info", &in); o != nil {
 		return *o
 	}
-	e.st.mu.RLock()
-	defer e.st.mu.RUnlock()
-	t, ok := e.st.registry.Trigger(in.ID)
+	e.view.mu.RLock()
+	defer e.view.mu.RUnlock()
+	t, ok := e.view.Registry.Trigger(in.ID)
 	if !ok {
 		return failure(codeNotFound, "Trigger '"+in.ID+"' is not registered.")
 	}
@@ -580,9 +580,9 @@ func (e *Engine) fnUnregisterTrigger(c *builtinCall) callOutcome {
 	if o := c.decode("engine::unregister_trigger", &in); o != nil {
 		return *o
 	}
-	e.st.mu.RLock()
-	t, ok := e.st.registry.Trigger(in.ID)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	t, ok := e.view.Registry.Trigger(in.ID)
+	e.view.mu.RUnlock()
 	if !ok {
 		return resultOf(json.RawMessage(`{"removed":false}`))
 	}

@@ -35,7 +35,7 @@ type Engine struct {
 	cfg     *config.Config
 	logger  *slog.Logger
 	log     *log.Log
-	st      *store
+	view    *view
 	started time.Time
 
 	builtins     map[string]*builtin // engine-provided functions by id
@@ -66,7 +66,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	e := &Engine{
 		cfg:          cfg,
 		logger:       opts.Logger,
-		st:           newStore(),
+		view:         newView(),
 		started:      time.Now(),
 		builtins:     map[string]*builtin{},
 		builtinTypes: map[string]string{},
@@ -84,7 +84,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	l, err := log.Open(dir, e.st, log.Options{
+	l, err := log.Open(dir, e.view, log.Options{
 		Sync:          sync,
 		SyncInterval:  time.Duration(cfg.Engine.SyncIntervalMS) * time.Millisecond,
 		InMemory:      inMemory,
@@ -106,7 +106,7 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 
 	// History is replayed; from here on every applied change is delivered.
-	e.st.changed = e.fan.deliver
+	e.view.changed = e.fan.deliver
 	if err := e.announceStart(); err != nil {
 		l.Close()
 		return nil, err

@@ -81,14 +81,14 @@ func newFanout(e *Engine) *fanout {
 
 // deliver is the store's change hook: it runs on the sequencer goroutine
 // after each durable record is applied.
-func (f *fanout) deliver(rec *log.Record, res applied) {
+func (f *fanout) deliver(rec *log.Record, res projections.Change) {
 	from := cause{trigger: rec.Cause, depth: rec.Depth}
 	switch rec.Kind {
 	case log.KindStreamSet, log.KindStreamUpdate:
-		f.streamEvent(from, rec.Time, rec.Stream, rec.Group, rec.Item, true, changeType(res.stream.Existed), res.stream.New)
+		f.streamEvent(from, rec.Time, rec.Stream, rec.Group, rec.Item, true, changeType(res.Stream.Existed), res.Stream.New)
 	case log.KindStreamDelete:
-		if res.stream.Existed {
-			f.streamEvent(from, rec.Time, rec.Stream, rec.Group, rec.Item, true, "delete", res.stream.Old)
+		if res.Stream.Existed {
+			f.streamEvent(from, rec.Time, rec.Stream, rec.Group, rec.Item, true, "delete", res.Stream.Old)
 		}
 	case log.KindStreamSend:
 		var v struct {
@@ -106,7 +106,7 @@ func (f *fanout) deliver(rec *log.Record, res applied) {
 		if s := f.e.cfg.State; s == nil || !s.TriggersEnabled {
 			return
 		}
-		f.stateEvent(from, rec, res.state)
+		f.stateEvent(from, rec, res.State)
 	}
 }
 
@@ -154,9 +154,9 @@ func (f *fanout) publishStream(from cause, timeNanos int64, stream, group, item 
 	env = append(env, '}')
 
 	e := f.e
-	e.st.mu.RLock()
-	f.subs = e.st.subs.AppendMatchStream(f.subs[:0], stream, group, item, hasItem)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	f.subs = e.view.Subs.AppendMatchStream(f.subs[:0], stream, group, item, hasItem)
+	e.view.mu.RUnlock()
 	for _, s := range f.subs {
 		f.fire(s, env, from)
 	}
@@ -184,9 +184,9 @@ func (f *fanout) stateEvent(from cause, rec *log.Record, ch projections.StateCha
 	b = append(b, rawOrNull(ch.New)...)
 	b = append(b, '}')
 	e := f.e
-	e.st.mu.RLock()
-	f.subs = e.st.subs.AppendMatchState(f.subs[:0], rec.Scope, rec.Key)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	f.subs = e.view.Subs.AppendMatchState(f.subs[:0], rec.Scope, rec.Key)
+	e.view.mu.RUnlock()
 	for _, s := range f.subs {
 		f.fire(s, b, from)
 	}
@@ -337,9 +337,9 @@ func (f *fanout) functionsChanged() {
 
 func (f *fanout) fireEngineType(typ string, payload func() json.RawMessage) {
 	e := f.e
-	e.st.mu.RLock()
-	ts := e.st.registry.TriggersOfType(typ)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	ts := e.view.Registry.TriggersOfType(typ)
+	e.view.mu.RUnlock()
 	if len(ts) == 0 {
 		return
 	}

@@ -118,9 +118,9 @@ type target struct {
 
 // lookup resolves a function id against the registry projection.
 func (e *Engine) lookup(functionID string) (target, bool) {
-	e.st.mu.RLock()
-	f, ok := e.st.registry.Function(functionID)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	f, ok := e.view.Registry.Function(functionID)
+	e.view.mu.RUnlock()
 	if !ok {
 		return target{}, false
 	}

@@ -78,14 +78,14 @@ func (s *session) sendError(code, msg string) {
 
 // append writes one record; a log failure is reported to the client (the
 // fact was not accepted) and logged.
-func (s *session) append(rec *log.Record) (applied, bool) {
+func (s *session) append(rec *log.Record) (projections.Change, bool) {
 	res, err := s.e.log.Append(rec)
 	if err != nil {
 		s.e.logger.Error("log append failed", "kind", rec.Kind.String(), "worker_id", s.id, "err", err)
 		s.sendError(codeInternal, rec.Kind.String()+" was not recorded: "+err.Error())
-		return applied{}, false
+		return projections.Change{}, false
 	}
-	return res.(applied), true
+	return res.(projections.Change), true
 }
 
 func (s *session) registerFunction(m *wire.Message) {
@@ -112,9 +112,9 @@ func (s *session) registerFunction(m *wire.Message) {
 		s.sendError(deny.Code, deny.Message)
 		return
 	}
-	e.st.mu.RLock()
-	prev, exists := e.st.registry.Function(full)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	prev, exists := e.view.Registry.Function(full)
+	e.view.mu.RUnlock()
 	if exists && prev.Worker != s.id {
 		switch {
 		case prev.Worker == engineWorker:
@@ -155,9 +155,9 @@ func writeRawField(b *bytes.Buffer, key string, raw json.RawMessage) {
 func (s *session) unregisterFunction(m *wire.Message) {
 	e := s.e
 	full := strings.Clone(s.qualify(m.ID))
-	e.st.mu.RLock()
-	f, ok := e.st.registry.Function(full)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	f, ok := e.view.Registry.Function(full)
+	e.view.mu.RUnlock()
 	if !ok || f.Worker != s.id {
 		return // only the owner can remove it; anything else is a silent no-op
 	}
@@ -194,9 +194,9 @@ func (s *session) registerTrigger(m *wire.Message) {
 			return
 		}
 	}
-	e.st.mu.RLock()
-	prev, exists := e.st.registry.Trigger(tr.id)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	prev, exists := e.view.Registry.Trigger(tr.id)
+	e.view.mu.RUnlock()
 	if exists && prev.Worker != s.id && s.grants != nil {
 		// Decision 10: an untrusted session's trigger ids are its own.
 		s.triggerRefused(m, tr.function, codeForbidden, "registertrigger "+strconv.Quote(tr.id)+": id is owned by another connection")
@@ -287,9 +287,9 @@ func (s *session) resolveTrigger(tr *triggerSpec) *callError {
 // another connection which this session may not call. Functions not
 // registered yet pass: every firing is checked again (session.callAs).
 func (s *session) denyBind(what, key, functionID string) *callError {
-	s.e.st.mu.RLock()
-	f, ok := s.e.st.registry.Function(functionID)
-	s.e.st.mu.RUnlock()
+	s.e.view.mu.RLock()
+	f, ok := s.e.view.Registry.Function(functionID)
+	s.e.view.mu.RUnlock()
 	if !ok || f.Worker == s.id || s.denyInvoke(functionID) == nil {
 		return nil
 	}
@@ -333,9 +333,9 @@ func (e *Engine) forwardTrigger(typ, id, function string, config, metadata json.
 // provider returns the live worker that provides a trigger type, or nil for
 // engine-provided and unprovided types.
 func (e *Engine) provider(typ string) *session {
-	e.st.mu.RLock()
-	tt, ok := e.st.registry.TriggerType(typ)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	tt, ok := e.view.Registry.TriggerType(typ)
+	e.view.mu.RUnlock()
 	if !ok || tt.Worker == engineWorker {
 		return nil
 	}
@@ -344,9 +344,9 @@ func (e *Engine) provider(typ string) *session {
 
 func (s *session) unregisterTrigger(m *wire.Message) {
 	e := s.e
-	e.st.mu.RLock()
-	t, ok := e.st.registry.Trigger(m.ID)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	t, ok := e.view.Registry.Trigger(m.ID)
+	e.view.mu.RUnlock()
 	if !ok || (s.grants != nil && t.Worker != s.id) {
 		return // unknown ids (and, on RBAC listeners, other connections' ids) are a silent no-op
 	}
@@ -392,9 +392,9 @@ func (s *session) registerTriggerType(m *wire.Message) {
 		s.held.add("y:" + id)
 	}
 	// Every live and pending trigger of the type goes to the new provider.
-	e.st.mu.RLock()
-	ts := e.st.registry.TriggersOfType(id)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	ts := e.view.Registry.TriggersOfType(id)
+	e.view.mu.RUnlock()
 	for _, t := range ts {
 		s.send(wire.AppendRegisterTrigger(nil, t.ID, t.Type, t.Function, t.Config, t.Metadata))
 	}
@@ -402,9 +402,9 @@ func (s *session) registerTriggerType(m *wire.Message) {
 
 func (s *session) unregisterTriggerType(m *wire.Message) {
 	e := s.e
-	e.st.mu.RLock()
-	tt, ok := e.st.registry.TriggerType(m.ID)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	tt, ok := e.view.Registry.TriggerType(m.ID)
+	e.view.mu.RUnlock()
 	if !ok || tt.Worker != s.id {
 		return
 	}
@@ -423,9 +423,9 @@ func (s *session) providerResult(m *wire.Message) {
 	if e.provider(m.TriggerType) != s {
 		return // only the current provider of the type may answer
 	}
-	e.st.mu.RLock()
-	t, ok := e.st.registry.Trigger(m.ID)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	t, ok := e.view.Registry.Trigger(m.ID)
+	e.view.mu.RUnlock()
 	if !ok {
 		return
 	}
@@ -437,9 +437,9 @@ func (s *session) providerResult(m *wire.Message) {
 // unregisterProvided tells providers that the triggers a closing connection
 // owned are gone. The registry itself forgets them on worker.disconnected.
 func (e *Engine) unregisterProvided(s *session) {
-	e.st.mu.RLock()
-	ts := e.st.registry.TriggersOf(s.id)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	ts := e.view.Registry.TriggersOf(s.id)
+	e.view.mu.RUnlock()
 	for _, t := range ts {
 		if p := e.provider(t.Type); p != nil && p != s {
 			p.send(wire.AppendUnregisterTrigger(nil, t.ID, t.Type))

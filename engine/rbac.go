@@ -184,11 +184,11 @@ func (e *Engine) exposed(r *config.RBAC, functionID string) bool {
 		return false
 	}
 	var meta json.RawMessage
-	e.st.mu.RLock()
-	if f, ok := e.st.registry.Function(functionID); ok {
+	e.view.mu.RLock()
+	if f, ok := e.view.Registry.Function(functionID); ok {
 		meta = f.Metadata
 	}
-	e.st.mu.RUnlock()
+	e.view.mu.RUnlock()
 	for _, rule := range r.Expose {
 		if rule.Matches(functionID, meta) {
 			return true
@@ -258,9 +258,9 @@ func (s *session) callAs(functionID string, data, metadata json.RawMessage, trac
 
 // owns reports whether this session registered the function.
 func (s *session) owns(functionID string) bool {
-	s.e.st.mu.RLock()
-	f, ok := s.e.st.registry.Function(functionID)
-	s.e.st.mu.RUnlock()
+	s.e.view.mu.RLock()
+	f, ok := s.e.view.Registry.Function(functionID)
+	s.e.view.mu.RUnlock()
 	return ok && f.Worker == s.id
 }
 

@@ -79,9 +79,9 @@ func TestUntrustedTriggerFunctionIDs(t *testing.T) {
 			}
 			u.send(map[string]any{"type": "registertrigger", "id": "trg", "trigger_type": "stream", "function_id": tt.function, "config": cfg})
 			u.sync()
-			e.st.mu.RLock()
-			trg, registered := e.st.registry.Trigger("trg")
-			e.st.mu.RUnlock()
+			e.view.mu.RLock()
+			trg, registered := e.view.Registry.Trigger("trg")
+			e.view.mu.RUnlock()
 			if tt.wantCode != "" {
 				r := u.next("triggerregistrationresult", func(f frame) bool { return f.str("id") == "trg" })
 				if errorCode(r) != tt.wantCode || registered {
@@ -252,9 +252,9 @@ func TestUntrustedLimits(t *testing.T) {
 	if r := u.call("engine::workers::register", map[string]any{"name": strings.Repeat("n", 100)}); errorCode(r) != codeLimitExceeded {
 		t.Fatalf("a 100-byte worker payload: %v", r)
 	}
-	e.st.mu.RLock()
-	w, _ := e.st.registry.Worker(u.id)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	w, _ := e.view.Registry.Worker(u.id)
+	e.view.mu.RUnlock()
 	if w.Name != "untrusted:api-worker" {
 		t.Fatalf("untrusted worker name %q", w.Name)
 	}
@@ -275,9 +275,9 @@ func TestUntrustedLimits(t *testing.T) {
 
 // owns reports whether the client's session owns a function.
 func (c *client) owns(e *Engine, id string) bool {
-	e.st.mu.RLock()
-	defer e.st.mu.RUnlock()
-	f, ok := e.st.registry.Function(id)
+	e.view.mu.RLock()
+	defer e.view.mu.RUnlock()
+	f, ok := e.view.Registry.Function(id)
 	return ok && f.Worker == c.id
 }
 

@@ -53,7 +53,7 @@ func (e *Engine) appendState(code string, rec *log.Record) (projections.StateCha
 		o := failure(code, "failed to write to the log: "+err.Error())
 		return projections.StateChange{}, &o
 	}
-	return res.(applied).state, nil
+	return res.(projections.Change).State, nil
 }
 
 func (e *Engine) stateSet(c *builtinCall) callOutcome {
@@ -93,9 +93,9 @@ func (e *Engine) stateGet(c *builtinCall) callOutcome {
 	if o := in.require("state::get", true); o != nil {
 		return *o
 	}
-	e.st.mu.RLock()
-	v, ok := e.st.states.Get(*in.Scope, *in.Key)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	v, ok := e.view.States.Get(*in.Scope, *in.Key)
+	e.view.mu.RUnlock()
 	if !ok {
 		return callOutcome{}
 	}
@@ -152,16 +152,16 @@ func (e *Engine) stateList(c *builtinCall) callOutcome {
 	if o := in.require("state::list", false); o != nil {
 		return *o
 	}
-	e.st.mu.RLock()
-	items := e.st.states.List(*in.Scope)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	items := e.view.States.List(*in.Scope)
+	e.view.mu.RUnlock()
 	return resultOf(joinArray(items))
 }
 
 func (e *Engine) stateListGroups(c *builtinCall) callOutcome {
-	e.st.mu.RLock()
-	scopes := e.st.states.ListScopes()
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	scopes := e.view.States.ListScopes()
+	e.view.mu.RUnlock()
 	if scopes == nil {
 		scopes = []string{}
 	}

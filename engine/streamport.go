@@ -149,9 +149,9 @@ func (p *streamPort) remove(sc *streamConn, id string) (subscription, bool) {
 // reports whether any join handler answered {"unauthorized": true}.
 func (p *streamPort) vetoed(sc *streamConn, typ, id string, sub subscription) bool {
 	e := p.e
-	e.st.mu.RLock()
-	ts := e.st.registry.TriggersOfType(typ)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	ts := e.view.Registry.TriggersOfType(typ)
+	e.view.mu.RUnlock()
 	if len(ts) == 0 {
 		return false
 	}

@@ -72,9 +72,9 @@ func (e *Engine) registerStreamFunctions() {
 // one is registered.
 func (e *Engine) override(op, stream string) (string, bool) {
 	id := "stream::" + op + "(" + stream + ")"
-	e.st.mu.RLock()
-	_, ok := e.st.registry.Function(id)
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	_, ok := e.view.Registry.Function(id)
+	e.view.mu.RUnlock()
 	return id, ok
 }
 
@@ -102,7 +102,7 @@ func (e *Engine) appendStream(code string, rec *log.Record) (projections.StreamC
 		o := failure(code, "failed to write to the log: "+err.Error())
 		return projections.StreamChange{}, &o
 	}
-	return res.(applied).stream, nil
+	return res.(projections.Change).Stream, nil
 }
 
 func oldNew(old, new []byte) callOutcome {
@@ -150,9 +150,9 @@ func (e *Engine) streamGet(c *builtinCall) callOutcome {
 	if fn, ok := e.override("get", in.stream()); ok {
 		return e.customRead(fn, overridePayload(&in, "", nil))
 	}
-	e.st.mu.RLock()
-	v, ok := e.st.streams.Get(in.stream(), in.group(), in.item())
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	v, ok := e.view.Streams.Get(in.stream(), in.group(), in.item())
+	e.view.mu.RUnlock()
 	if !ok {
 		return callOutcome{} // a missing item is an absent result, not null
 	}
@@ -224,9 +224,9 @@ func (e *Engine) streamList(c *builtinCall) callOutcome {
 	if fn, ok := e.override("list", in.stream()); ok {
 		return e.customRead(fn, overridePayload(&in, "", nil))
 	}
-	e.st.mu.RLock()
-	items := e.st.streams.List(in.stream(), in.group())
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	items := e.view.Streams.List(in.stream(), in.group())
+	e.view.mu.RUnlock()
 	return resultOf(joinArray(items))
 }
 
@@ -258,9 +258,9 @@ func (e *Engine) streamListGroups(c *builtinCall) callOutcome {
 	if fn, ok := e.override("list_groups", in.stream()); ok {
 		return e.customRead(fn, overridePayload(&in, "", nil))
 	}
-	e.st.mu.RLock()
-	groups := e.st.streams.ListGroups(in.stream())
-	e.st.mu.RUnlock()
+	e.view.mu.RLock()
+	groups := e.view.Streams.ListGroups(in.stream())
+	e.view.mu.RUnlock()
 	if groups == nil {
 		groups = []string{}
 	}
@@ -273,11 +273,11 @@ func (e *Engine) streamListAll(c *builtinCall) callOutcome {
 		Groups []string `json:"groups"`
 	}
 	rows := []row{}
-	e.st.mu.RLock()
-	for _, s := range e.st.streams.ListAll() {
+	e.view.mu.RLock()
+	for _, s := range e.view.Streams.ListAll() {
 		rows = append(rows, row{ID: s.ID, Groups: s.Groups})
 	}
-	e.st.mu.RUnlock()
+	e.view.mu.RUnlock()
 	return marshalResult(map[string]any{"stream": rows, "count": len(rows)})
 }
 

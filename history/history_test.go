@@ -9,7 +9,7 @@ import (
 	"github.com/iii-go/iii/log"
 )
 
-// discard is a log.State that keeps nothing.
+// discard is a log.Projection that keeps nothing.
 type discard struct{}
 
 func (discard) Apply(*log.Record) any     { return nil }

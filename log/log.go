@@ -13,20 +13,20 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// State is what the log folds records into (the engine's projections). Its
+// Projection is what the log folds records into (the engine's read model). Its
 // methods run on the sequencer goroutine and must not call back into the Log
 // (Append, AppendBatch, Snapshot would wait on that same goroutine).
-type State interface {
+type Projection interface {
 	// Apply is called on the sequencer goroutine, in index order, only
 	// after the record is durable under the sync policy (and, on Open, for
 	// every record after the restored snapshot). Its return value is
 	// handed back to the Append caller. Apply may keep rec.
 	Apply(rec *Record) any
-	// Snapshot writes the State's full contents. It is called on the
+	// Snapshot writes the Projection's full contents. It is called on the
 	// sequencer goroutine between batches, so it sees a state that
 	// includes exactly the records up to LastIndex.
 	Snapshot(w io.Writer) error
-	// Restore replaces the State's contents with a Snapshot's output. It is
+	// Restore replaces the Projection's contents with a Snapshot's output. It is
 	// called at most once, by Open, before any Apply.
 	Restore(r io.Reader) error
 }
@@ -52,14 +52,14 @@ type Stats struct {
 }
 
 // Log is a write-ahead log with a single sequencer goroutine that assigns
-// indexes, group-commits, and applies records to a State. All methods are
+// indexes, group-commits, and applies records to a Projection. All methods are
 // safe for concurrent use.
 type Log struct {
 	dir       string
 	opts      Options
 	recovered Recovery
 	logger    *slog.Logger
-	st        State
+	st        Projection
 	store     store
 	wal       *walStore // nil in InMemory mode
 
@@ -109,7 +109,7 @@ const (
 // it repairs a torn tail, restores the newest intact snapshot, and replays
 // the records after it through st.Apply. In InMemory mode dir is unused and
 // st starts empty.
-func Open(dir string, st State, opts Options) (*Log, error) {
+func Open(dir string, st Projection, opts Options) (*Log, error) {
 	opts = opts.withDefaults()
 	l := &Log{
 		dir:     dir,
@@ -190,8 +190,8 @@ func (l *Log) Recovered() Recovery { return l.recovered }
 
 // Append assigns rec the next index, fills in a zero ID (a ULID, monotonic
 // within the process), Time (Unix nanoseconds) and V, and blocks until the
-// record is durable under the sync policy and applied to the State. It
-// returns State.Apply's result. The log owns rec from the call on: do not
+// record is durable under the sync policy and applied to the Projection. It
+// returns Projection.Apply's result. The log owns rec from the call on: do not
 // modify it afterwards (Apply may keep it).
 func (l *Log) Append(rec *Record) (result any, err error) {
 	if rec == nil {

@@ -65,7 +65,7 @@ func testRecord(i int) *Record {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func openTest(t testing.TB, dir string, st State, opts Options) *Log {
+func openTest(t testing.TB, dir string, st Projection, opts Options) *Log {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = quietLogger()

@@ -16,7 +16,7 @@ import (
 )
 
 // A snapshot file, <dir>/snapshots/<index, 20 digits>.snap, holds the
-// State's Snapshot output after applying every record up to index:
+// Projection's Snapshot output after applying every record up to index:
 //
 //	magic "iiisnap\x00" | version u32 | index u64 | length u64 | crc32c(data) u32 | data
 //
@@ -126,7 +126,7 @@ func pruneSnapshots(snapDir string) (uint64, error) {
 
 // loadSnapshot returns the newest intact snapshot the log can continue
 // from: one whose index lies in [first-1, last]. Damaged ones are skipped
-// with a warning; (0, nil) means start from an empty State. Leftover temp
+// with a warning; (0, nil) means start from an empty Projection. Leftover temp
 // files from an interrupted write are removed.
 func loadSnapshot(snapDir string, first, last uint64, logger *slog.Logger) (uint64, []byte, error) {
 	ents, err := os.ReadDir(snapDir)
@@ -164,10 +164,10 @@ func loadSnapshot(snapDir string, first, last uint64, logger *slog.Logger) (uint
 }
 
 // LatestSnapshotBefore returns the newest intact snapshot in the log
-// directory dir taken at or before index, so a reader can rebuild State at
+// directory dir taken at or before index, so a reader can rebuild Projection at
 // index by restoring data and applying the records from snapIndex+1 on (see
 // Scan). With no such snapshot it returns (0, nil, nil): start from an empty
-// State and replay from the first record. Damaged snapshots are skipped.
+// Projection and replay from the first record. Damaged snapshots are skipped.
 func LatestSnapshotBefore(dir string, index uint64) (snapIndex uint64, data []byte, err error) {
 	if _, err := logWALDir(dir); err != nil {
 		return 0, nil, fmt.Errorf("log: snapshot: %w", err)
@@ -191,7 +191,7 @@ func LatestSnapshotBefore(dir string, index uint64) (snapIndex uint64, data []by
 	return 0, nil, nil
 }
 
-// Snapshot takes a snapshot of the State now and waits until its file is
+// Snapshot takes a snapshot of the Projection now and waits until its file is
 // durable (retention may then remove segments behind it). It is a no-op
 // when nothing was appended since the last snapshot, and in InMemory mode.
 func (l *Log) Snapshot() error {
@@ -216,7 +216,7 @@ type snapJob struct {
 }
 
 // takeSnapshot runs on the sequencer goroutine between batches. It captures
-// the State in memory and queues it for the writer; req, if not nil, is
+// the Projection in memory and queues it for the writer; req, if not nil, is
 // answered when the file is durable.
 func (l *Log) takeSnapshot(req *request) {
 	answer := func(err error) {
@@ -243,7 +243,7 @@ func (l *Log) takeSnapshot(req *request) {
 			return
 		}
 	}
-	// Count from now even if State.Snapshot fails, so that a failing
+	// Count from now even if Projection.Snapshot fails, so that a failing
 	// Snapshot is retried after the next SnapshotEvery records rather than
 	// after every batch.
 	l.sinceRecords, l.sinceBytes = 0, 0

@@ -27,11 +27,6 @@ func (a *all) apply(r *log.Record) {
 	a.subs.Apply(r)
 }
 
-type snapshotter interface {
-	Snapshot(io.Writer) error
-	Restore(io.Reader) error
-}
-
 func (a *all) parts() []snapshotter { return []snapshotter{&a.streams, &a.states, &a.reg, &a.subs} }
 
 func (a *all) snapshot(t *testing.T) []byte {

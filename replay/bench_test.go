@@ -5,6 +5,7 @@ package replay
 import (
 	"fmt"
 	"github.com/iii-go/iii/history"
+	"github.com/iii-go/iii/projections"
 	"syscall"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ const benchRecords = 200_000
 func writeBenchLog(b *testing.B) string {
 	b.Helper()
 	dir := b.TempDir()
-	l, err := log.Open(dir, &testState{}, log.Options{Sync: log.SyncNever})
+	l, err := log.Open(dir, projections.NewModel(), log.Options{Sync: log.SyncNever})
 	if err != nil {
 		b.Fatal(err)
 	}

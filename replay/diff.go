@@ -59,7 +59,7 @@ type prior struct {
 // starting value. It builds the state at from, then reads on to to,
 // remembering the starting value of every item a record touches.
 func Diff(dir string, from, to Point) ([]ItemChange, error) {
-	st, err := startState(dir, from)
+	st, err := startView(dir, from)
 	if err != nil {
 		return nil, err
 	}

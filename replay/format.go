@@ -23,15 +23,15 @@ import (
 type Writer interface {
 	// Record prints one record.
 	Record(rec *log.Record) error
-	// State prints a State.
-	State(st *State) error
+	// View prints the read model at a point.
+	View(v *View) error
 	// Diff prints the changes between two points.
 	Diff(from, to Point, changes []ItemChange) error
 	Flush() error
 }
 
 // JSONWriter prints JSON Lines: a Row per record, an ItemChange per diff
-// line, and a State as one object. HTML characters are not escaped.
+// line, and a View as one object. HTML characters are not escaped.
 type JSONWriter struct {
 	w       *bufio.Writer
 	enc     *json.Encoder
@@ -108,14 +108,10 @@ func (j *JSONWriter) Diff(_, _ Point, changes []ItemChange) error {
 	return nil
 }
 
-// State writes st as one object: index, time, then items, state, workers,
+// View writes st as one object: index, time, then items, state, workers,
 // functions, triggers and trigger_types as arrays (empty, never null).
-func (j *JSONWriter) State(st *State) error {
-	v, err := newStateJSON(st)
-	if err != nil {
-		return err
-	}
-	return j.enc.Encode(v)
+func (j *JSONWriter) View(st *View) error {
+	return j.enc.Encode(newViewJSON(st))
 }
 
 // Flush writes out buffered output.
@@ -173,15 +169,8 @@ type triggerTypeJSON struct {
 	Worker string `json:"worker"`
 }
 
-func newStateJSON(st *State) (*stateJSON, error) {
-	items, err := st.Items()
-	if err != nil {
-		return nil, err
-	}
-	entries, err := st.Entries()
-	if err != nil {
-		return nil, err
-	}
+func newViewJSON(st *View) *stateJSON {
+	items, entries := st.Items(), st.Entries()
 	v := &stateJSON{Index: st.Index, Items: []itemJSON{}, State: []entryJSON{}, Workers: []workerJSON{},
 		Functions: []functionJSON{}, Triggers: []triggerJSON{}, TriggerTypes: []triggerTypeJSON{}}
 	if !st.Time.IsZero() {
@@ -210,7 +199,7 @@ func newStateJSON(st *State) (*stateJSON, error) {
 	for _, t := range st.Registry.TriggerTypes() {
 		v.TriggerTypes = append(v.TriggerTypes, triggerTypeJSON{t.ID, t.Worker})
 	}
-	return v, nil
+	return v
 }
 
 // TableWriter prints aligned columns for a person to read, in colour if
@@ -253,17 +242,10 @@ func (t *TableWriter) Flush() error {
 	return t.w.Flush()
 }
 
-// State prints st section by section: stream items, state values, workers,
+// View prints st section by section: stream items, state values, workers,
 // functions (with the worker owning each), triggers and trigger types.
-func (t *TableWriter) State(st *State) error {
-	items, err := st.Items()
-	if err != nil {
-		return err
-	}
-	entries, err := st.Entries()
-	if err != nil {
-		return err
-	}
+func (t *TableWriter) View(st *View) error {
+	items, entries := st.Items(), st.Entries()
 	at := "state at index " + strconv.FormatUint(st.Index, 10)
 	if !st.Time.IsZero() {
 		at += " (" + st.Time.Format(tableTime) + ")"

@@ -3,81 +3,13 @@ package replay
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 
 	"github.com/iii-go/iii/log"
 	"github.com/iii-go/iii/projections"
 	"github.com/oklog/ulid/v2"
-	"github.com/vmihailenco/msgpack/v5"
 )
-
-// testState folds records into the projections and snapshots them in the
-// engine's layout, standing in for the engine's store.
-type testState struct {
-	streams  projections.Streams
-	states   projections.States
-	registry projections.Registry
-	subs     projections.Subscriptions
-}
-
-func (s *testState) Apply(rec *log.Record) any {
-	switch rec.Kind {
-	case log.KindStreamSet, log.KindStreamUpdate, log.KindStreamDelete, log.KindStreamSend:
-		s.streams.Apply(rec)
-	case log.KindStateSet, log.KindStateUpdate, log.KindStateDelete:
-		s.states.Apply(rec)
-	default:
-		s.registry.Apply(rec)
-		s.subs.Apply(rec)
-	}
-	return nil
-}
-
-func (s *testState) parts() []interface {
-	Snapshot(io.Writer) error
-	Restore(io.Reader) error
-} {
-	return []interface {
-		Snapshot(io.Writer) error
-		Restore(io.Reader) error
-	}{&s.streams, &s.states, &s.registry, &s.subs}
-}
-
-func (s *testState) Snapshot(w io.Writer) error {
-	enc := msgpack.NewEncoder(w)
-	if err := enc.EncodeUint(engineSnapshotVersion); err != nil {
-		return err
-	}
-	for _, p := range s.parts() {
-		var buf bytes.Buffer
-		if err := p.Snapshot(&buf); err != nil {
-			return err
-		}
-		if err := enc.EncodeBytes(buf.Bytes()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *testState) Restore(r io.Reader) error {
-	dec := msgpack.NewDecoder(r)
-	if _, err := dec.DecodeUint(); err != nil {
-		return err
-	}
-	for _, p := range s.parts() {
-		b, err := dec.DecodeBytes()
-		if err != nil {
-			return err
-		}
-		if err := p.Restore(bytes.NewReader(b)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // t0 is the time of record 0; record i is written at t0 + i seconds.
 var t0 = time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
@@ -122,7 +54,7 @@ func testID(i int) ulid.ULID {
 func writeLog(t testing.TB, recs []log.Record, snapAfter ...int) string {
 	t.Helper()
 	dir := t.TempDir()
-	l, err := log.Open(dir, &testState{}, log.Options{Sync: log.SyncNever})
+	l, err := log.Open(dir, projections.NewModel(), log.Options{Sync: log.SyncNever})
 	if err != nil {
 		t.Fatal(err)
 	}

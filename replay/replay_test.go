@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/iii-go/iii/history"
+	"github.com/iii-go/iii/projections"
 	"io"
 	"os"
 	"path/filepath"
@@ -202,7 +203,7 @@ const state17JSON = `{"index":17,"time":"2026-01-02T10:00:17Z","items":[{"stream
 const state0JSON = `{"index":0,"items":[],"state":[],"workers":[],"functions":[],"triggers":[],"trigger_types":[]}
 `
 
-func TestStateAt(t *testing.T) {
+func TestViewAt(t *testing.T) {
 	// With a snapshot after record 10 (used for points from 10 on) and
 	// without any (every point rebuilt from the first record).
 	for _, snaps := range [][]int{{10}, nil} {
@@ -223,14 +224,14 @@ func TestStateAt(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				st, err := StateAt(dir, tt.at)
+				st, err := ViewAt(dir, tt.at)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := render(t, "table", func(w Writer) error { return w.State(st) }); got != tt.table {
+				if got := render(t, "table", func(w Writer) error { return w.View(st) }); got != tt.table {
 					t.Errorf("table:\n%s\nwant:\n%s", got, tt.table)
 				}
-				if got := render(t, "json", func(w Writer) error { return w.State(st) }); got != tt.json {
+				if got := render(t, "json", func(w Writer) error { return w.View(st) }); got != tt.json {
 					t.Errorf("json:\n%s\nwant:\n%s", got, tt.json)
 				}
 			})
@@ -258,9 +259,9 @@ func TestSnapshotFor(t *testing.T) {
 		}
 	}
 	// A state right at the snapshot still knows its record's time.
-	st, err := StateAt(dir, Point{Index: 10})
+	st, err := ViewAt(dir, Point{Index: 10})
 	if err != nil || st.Index != 10 || !st.Time.Equal(at(10)) {
-		t.Errorf("StateAt(10) = index %d, time %s, %v", st.Index, st.Time, err)
+		t.Errorf("ViewAt(10) = index %d, time %s, %v", st.Index, st.Time, err)
 	}
 }
 
@@ -380,7 +381,7 @@ func TestBadInput(t *testing.T) {
 			`from_index 18 is past the end of the log (last index 17)`, ErrPastEnd},
 		{"to index past the end", func() error { return Records(dir, history.Filter{FromIndex: 3, ToIndex: 40}, nop) },
 			`to_index 40 is past the end of the log (last index 17)`, ErrPastEnd},
-		{"state past the end", func() error { _, err := StateAt(dir, Point{Index: 18}); return err },
+		{"state past the end", func() error { _, err := ViewAt(dir, Point{Index: 18}); return err },
 			`index 18 is past the end of the log (last index 17)`, ErrPastEnd},
 		{"diff past the end", func() error { _, err := Diff(dir, Point{Index: 3}, Point{Index: 99}); return err },
 			`to: index 99 is past the end of the log (last index 17)`, ErrPastEnd},
@@ -390,7 +391,7 @@ func TestBadInput(t *testing.T) {
 			empty + `: not a log directory (no wal/ subdirectory); nor is ` + filepath.Join(empty, "log"), log.ErrNotALog},
 		{"scan of not a log", func() error { return Records(empty, history.Filter{}, nop) },
 			`log: scan: ` + empty + `: not a log directory (no wal/ subdirectory)`, log.ErrNotALog},
-		{"state of not a log", func() error { _, err := StateAt(empty, Point{Index: 1}); return err },
+		{"state of not a log", func() error { _, err := ViewAt(empty, Point{Index: 1}); return err },
 			`log: snapshot: ` + empty + `: not a log directory (no wal/ subdirectory)`, log.ErrNotALog},
 	}
 	for _, tt := range tests {
@@ -416,9 +417,9 @@ func TestEmptyLog(t *testing.T) {
 	if got := render(t, "table", func(w Writer) error { return Records(dir, history.Filter{}, w.Record) }); got != "" {
 		t.Errorf("records of an empty log: %q", got)
 	}
-	st, err := StateAt(dir, Point{Index: 0})
+	st, err := ViewAt(dir, Point{Index: 0})
 	if err != nil || st.Index != 0 {
-		t.Fatalf("StateAt(0) = %v, %v", st, err)
+		t.Fatalf("ViewAt(0) = %v, %v", st, err)
 	}
 	if err := Records(dir, history.Filter{FromIndex: 1}, nop); err == nil || err.Error() != "from_index 1 is past the end of the log (the log is empty)" {
 		t.Errorf("from_index on an empty log: %v", err)
@@ -508,7 +509,7 @@ func TestQuery(t *testing.T) {
 
 func TestFollow(t *testing.T) {
 	dir := t.TempDir()
-	l, err := log.Open(dir, &testState{}, log.Options{Sync: log.SyncNever})
+	l, err := log.Open(dir, projections.NewModel(), log.Options{Sync: log.SyncNever})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -692,7 +693,7 @@ func TestJSONLineMatchesRow(t *testing.T) {
 // is left.
 func TestRetention(t *testing.T) {
 	dir := t.TempDir()
-	l, err := log.Open(dir, &testState{}, log.Options{Sync: log.SyncNever, SegmentSize: 300, RetainBytes: 1})
+	l, err := log.Open(dir, projections.NewModel(), log.Options{Sync: log.SyncNever, SegmentSize: 300, RetainBytes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -719,10 +720,10 @@ func TestRetention(t *testing.T) {
 	if err := Records(dir, history.Filter{}, func(rec *log.Record) error { got = append(got, rec.Index); return nil }); err != nil || got[0] != first {
 		t.Errorf("records from %v, %v; want from %d", got, err, first)
 	}
-	if _, err := StateAt(dir, Point{Index: first - 1}); err == nil || !strings.Contains(err.Error(), "were removed by retention") {
+	if _, err := ViewAt(dir, Point{Index: first - 1}); err == nil || !strings.Contains(err.Error(), "were removed by retention") {
 		t.Errorf("state before the first record: %v", err)
 	}
-	st, err := StateAt(dir, Point{Index: 12})
+	st, err := ViewAt(dir, Point{Index: 12})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,9 +137,9 @@ func runReplay(args []string) int {
 			return replayFail(err)
 		}
 	case at != "":
-		st, err := replay.StateAt(dir, atPoint)
+		st, err := replay.ViewAt(dir, atPoint)
 		if err == nil {
-			err = out.State(st)
+			err = out.View(st)
 		}
 		if err != nil {
 			return replayFail(err)
