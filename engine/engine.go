@@ -139,22 +139,44 @@ func (e *Engine) sweepChannels() {
 // when an address is already taken (the common way a start fails). listen
 // still reports the rare port taken in between.
 func checkPorts(cfg *config.Config) error {
-	var addrs []string
-	for _, l := range cfg.Listeners {
-		addrs = append(addrs, net.JoinHostPort(l.Host, strconv.Itoa(l.Port)))
+	for i, l := range cfg.Listeners {
+		if err := tryListen(net.JoinHostPort(l.Host, strconv.Itoa(l.Port)), i, false); err != nil {
+			return err
+		}
 	}
 	if s := cfg.Stream; s != nil {
-		addrs = append(addrs, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
-	}
-	for _, a := range addrs {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			return fmt.Errorf("cannot listen on %s: %w", a, err)
-		}
-		ln.Close()
+		return tryListen(net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), 0, true)
 	}
 	return nil
 }
+
+func tryListen(addr string, listener int, stream bool) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return &ListenError{Addr: addr, Listener: listener, Stream: stream, Err: err}
+	}
+	return ln.Close()
+}
+
+// ListenError is a listener that could not be bound: the start fails and
+// the error names the address (and which listener it is, so the command
+// line can say which flag moves it).
+type ListenError struct {
+	Addr     string
+	Listener int  // index of the worker listener in the config (Stream false)
+	Stream   bool // the stream module's port
+	Err      error
+}
+
+func (e *ListenError) Error() string {
+	what := "worker listener"
+	if e.Stream {
+		what = "stream port"
+	}
+	return fmt.Sprintf("cannot listen on %s (%s): %v", e.Addr, what, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
 
 // logLocation decides where the log lives: at the stream module's file_path
 // when the config names one (the seed's ./data/stream_store), otherwise under
@@ -220,10 +242,10 @@ func (e *Engine) listen() error {
 		addr := net.JoinHostPort(lc.Host, strconv.Itoa(lc.Port))
 		srv, err := wire.Listen(addr, &listener{e: e, cfg: lc}, o)
 		if err != nil {
-			return fmt.Errorf("worker listener %s: %w", addr, err)
+			return &ListenError{Addr: addr, Listener: i, Err: err}
 		}
 		e.servers = append(e.servers, srv)
-		e.logger.Info("worker listener bound", "addr", srv.Addr().String(), "rbac", lc.RBAC != nil)
+		e.logger.Info("worker listener bound", "addr", boundAddr(lc.Host, srv), "rbac", lc.RBAC != nil)
 	}
 	if s := e.cfg.Stream; s != nil {
 		o := wopts
@@ -232,10 +254,10 @@ func (e *Engine) listen() error {
 		e.streams = newStreamPort(e)
 		srv, err := wire.Listen(addr, e.streams, o)
 		if err != nil {
-			return fmt.Errorf("stream listener %s: %w", addr, err)
+			return &ListenError{Addr: addr, Stream: true, Err: err}
 		}
 		e.servers = append(e.servers, srv)
-		e.logger.Info("stream listener bound", "addr", srv.Addr().String())
+		e.logger.Info("stream listener bound", "addr", boundAddr(s.Host, srv))
 	}
 	return nil
 }
@@ -251,6 +273,13 @@ func originPolicy(lc *config.Listener) func(string) bool {
 		return wire.OriginList(lc.AllowedOrigins)
 	}
 	return nil
+}
+
+// boundAddr is the address a listener was bound to, with the configured
+// host as written (0.0.0.0, not Go's [::]) and the port the OS gave.
+func boundAddr(host string, srv *wire.Server) string {
+	_, port, _ := net.SplitHostPort(srv.Addr().String())
+	return net.JoinHostPort(host, port)
 }
 
 // StartExec starts the exec module, if configured. It runs after every

@@ -16,6 +16,7 @@ go build -o bin/iii ./cmd/iii
 step "go test"
 go test -race -count=1 ./...
 
+export npm_config_update_notifier=false
 step "node packages"
 for dir in e2e client/browser; do
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
@@ -25,7 +26,8 @@ bash examples/todo/setup.sh
 
 if ! command -v chromium >/dev/null; then
   step "chromium"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq -o Dpkg::Use-Pty=0 chromium >/dev/null 2>&1
 fi
 
 step "end-to-end"

@@ -13,13 +13,28 @@ import (
 	"github.com/iii-go/iii/wire"
 )
 
+const triggerUsage = `usage:
+  iii trigger <function_id> [key=value ...] [--json '<object>'] [--address HOST] [--port N] [--timeout-ms N]
+  iii trigger --function-id ID [--payload '<json>'] [--address ws://HOST:PORT]
+Calls one function on a running engine and prints the result as JSON; an
+error prints "code: message" on stderr and exits 1. key=value pairs build an
+object payload (values that parse as JSON keep their type). --address is a
+host (default 127.0.0.1) or a ws:// URL; --port defaults to 49134;
+--timeout-ms to 30000.
+`
+
 // runTrigger implements `iii trigger`: call one function on a running
 // engine, print the result as JSON, or the error on stderr with exit 1.
 func runTrigger(args []string) int {
-	fl, err := parseFlags(args, map[string]bool{"json": true, "payload": true, "address": true, "port": true, "timeout-ms": true, "function-id": true}, nil)
+	fl, err := parseFlags(args, map[string]bool{"json": true, "payload": true, "address": true, "port": true, "timeout-ms": true, "function-id": true},
+		map[string]bool{"help": true, "h": true})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "iii trigger: %v\n%s", err, usage)
+		fmt.Fprintf(os.Stderr, "iii trigger: %v\n%s", err, triggerUsage)
 		return 2
+	}
+	if fl.has("help", "h") {
+		fmt.Print(triggerUsage)
+		return 0
 	}
 	fn := fl.get("function-id")
 	rest := fl.positional
@@ -27,7 +42,7 @@ func runTrigger(args []string) int {
 		fn, rest = rest[0], rest[1:]
 	}
 	if fn == "" {
-		fmt.Fprintf(os.Stderr, "iii trigger: a function id is required\n%s", usage)
+		fmt.Fprintf(os.Stderr, "iii trigger: a function id is required\n%s", triggerUsage)
 		return 2
 	}
 	payload, err := buildPayload(fl.get("json", "payload"), rest)

@@ -213,15 +213,20 @@ type Engine struct {
 type Error struct {
 	File string // the name given to Parse (the path for Load)
 	Line int    // 1-based; 0 when the parser gave none
+	Col  int    // 1-based column of a YAML syntax error; 0 otherwise
 	Key  string // e.g. workers[1].config.rbac.expose_functions[0]; may be ""
 	Msg  string
 }
 
-// Error formats as "file:line: key: message".
+// Error formats as "file:line: key: message" ("file:line:col: message" for
+// a YAML syntax error).
 func (e *Error) Error() string {
 	s := e.File
 	if e.Line > 0 {
 		s = fmt.Sprintf("%s:%d", s, e.Line)
+		if e.Col > 0 {
+			s = fmt.Sprintf("%s:%d", s, e.Col)
+		}
 	}
 	if e.Key != "" {
 		s += ": " + e.Key

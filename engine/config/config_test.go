@@ -251,7 +251,6 @@ func TestErrors(t *testing.T) {
 		line     int
 		want     string // substring of the message, after "test.yaml:<line>: "
 	}{
-		{"yaml syntax", "workers:\n\t- name: x\n", 2, "found character that cannot start any token"},
 		{"two documents", "workers: []\n---\nmodules: []\n", 2, "only one YAML document is allowed"},
 		{"top level not a map", "- a\n", 1, "expected a map, got a list"},
 		{"unknown top-level key", "workers: []\nplugins: []\n", 2, "plugins: unknown key (expected one of: workers, modules, port, engine)"},
@@ -398,6 +397,31 @@ func TestAccepted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.check(t, mustParse(t, tt.in))
+		})
+	}
+}
+
+// A YAML syntax error is reported at the line (and column) of the mistake,
+// not where yaml.v3 says the enclosing construct began.
+func TestYAMLSyntaxErrors(t *testing.T) {
+	tests := []struct {
+		name, in  string
+		line, col int
+		want      string
+	}{
+		{"tab before a sequence", "workers:\n\t- name: x\n", 2, 1, "found character that cannot start any token"},
+		{"tab in indentation", "workers:\n  - name: a\n\t  config: {}\n", 3, 1, "found a tab character that violates indentation"},
+		{"unclosed flow sequence", "workers:\n  - name: x\n    config:\n      port: 1\n      host: [unclosed\n  - name: y\n", 5, 7, "did not find expected ',' or ']'"},
+		{"bad indentation", "workers:\n  - name: x\n    config:\n      port: 1\n     bad: 2\n", 5, 6, "did not find expected key"},
+		{"unterminated string", "a: 1\nb: 2\nc: \"open\nd: 4\n", 3, 1, "found unexpected end of stream"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("test.yaml", []byte(tt.in))
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Line != tt.line || ce.Col != tt.col || ce.Msg != tt.want {
+				t.Fatalf("got %v, want test.yaml:%d:%d: %s", err, tt.line, tt.col, tt.want)
+			}
 		})
 	}
 }

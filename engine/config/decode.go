@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,14 +33,14 @@ func (d *decoder) document(text []byte) (*Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(text))
 	if err := dec.Decode(&doc); err != nil && err != io.EOF {
-		return nil, d.syntaxError(err)
+		return nil, d.syntaxError(text, err)
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case err == nil:
 		return nil, d.fail(&extra, "", "only one YAML document is allowed (remove the second ---)")
 	case err != io.EOF:
-		return nil, d.syntaxError(err)
+		return nil, d.syntaxError(text, err)
 	}
 	cfg := &Config{Engine: defaultEngine()}
 	if len(doc.Content) == 0 {
@@ -93,14 +92,44 @@ func (d *decoder) document(text []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// syntaxError turns a yaml.v3 parse error into an *Error with its line.
-func (d *decoder) syntaxError(err error) error {
-	e := &Error{File: d.file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+// syntaxError turns a yaml.v3 parse error into an *Error located at the
+// mistake. yaml.v3 reports the line where the enclosing construct started,
+// counted from 0 or 1 depending on the error, so the line is found again:
+// the first line whose prefix of the file already fails with the same
+// message is where the mistake is. The column is that of a tab on it when
+// the mistake is a tab, else of its first non-blank character.
+func (d *decoder) syntaxError(text []byte, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		e.Line, _ = strconv.Atoi(m[1])
-		e.Msg = m[2]
+		msg = m[2]
+	}
+	e := &Error{File: d.file, Msg: msg}
+	lines := bytes.SplitAfter(text, []byte("\n"))
+	for k := 1; k <= len(lines); k++ {
+		if prefixFails(bytes.Join(lines[:k], nil), msg) {
+			line := string(lines[k-1])
+			col := strings.IndexFunc(line, func(r rune) bool { return r != ' ' })
+			if strings.Contains(msg, "tab") {
+				col = strings.IndexByte(line, '\t')
+			}
+			e.Line, e.Col = k, max(col, 0)+1
+			return e
+		}
 	}
 	return e
+}
+
+// prefixFails reports whether text fails to parse with the message msg.
+func prefixFails(text []byte, msg string) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(text))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if err == nil {
+			continue
+		}
+		return err != io.EOF && strings.HasSuffix(err.Error(), msg)
+	}
 }
 
 // Canonical worker names.

@@ -18,6 +18,14 @@ cd "$here"
 set -m
 "$repo/bin/iii" --config iii-config.yaml &
 engine=$!
+# Say nothing about the app until the engine listens (a taken port ends here).
+until (exec 3<>/dev/tcp/127.0.0.1/49134) 2>/dev/null; do
+  if ! kill -0 "$engine" 2>/dev/null; then
+    wait "$engine" || exit $?
+    exit 1
+  fi
+  sleep 0.1
+done
 # stdin from /dev/null: a background job that reads the terminal is stopped.
 pnpm web --port "$web_port" --strictPort </dev/null &
 web=$!

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PNPM_VERSION=12.4.2
+# No "update available" box from pnpm or npm in the output.
+export npm_config_update_notifier=false
 
 if ! command -v pnpm >/dev/null 2>&1; then
   echo "todo setup: pnpm not found, installing pnpm@$PNPM_VERSION with npm" >&2

@@ -1,0 +1,110 @@
+// The command line as a new user meets it: overriding addresses without a config file, what a
+// taken port says, where a YAML mistake is reported, and --help on every sub-command.
+import { describe, it, after } from 'node:test'
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { spawn } from 'node:child_process'
+import { III_BIN, freePort, rawWorker, runIII, waitFor } from './lib/engine.mjs'
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'iii-cli-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+/** Starts bin/iii with args/env in dir; resolves once it logged "ready". */
+async function startIII(args, env = {}) {
+  const p = spawn(III_BIN, args, { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  p.stdout.on('data', (c) => { out += c })
+  p.stderr.on('data', (c) => { out += c })
+  const exited = new Promise((r) => p.once('exit', (code) => r(code)))
+  await waitFor(() => /msg=ready/.test(out), 10000, `ready from iii ${args.join(' ')}:\n${out}`)
+  return { out: () => out, stop: async () => { p.kill('SIGTERM'); return exited } }
+}
+
+/** Holds a TCP port, as another program would. */
+async function holdPort() {
+  const srv = net.createServer()
+  await new Promise((r) => srv.listen(0, '0.0.0.0', r))
+  return { port: srv.address().port, close: () => new Promise((r) => srv.close(r)) }
+}
+
+describe('addresses without a config file', () => {
+  it('--port, --stream-port and --host move the embedded default\'s listeners', async () => {
+    const port = await freePort()
+    const streamPort = await freePort()
+    const e = await startIII(['--port', String(port), '--stream-port', String(streamPort), '--host', '127.0.0.1', '--data-dir', path.join(dir, 'a')])
+    try {
+      assert.match(e.out(), new RegExp(`worker listener bound" addr=127\\.0\\.0\\.1:${port}`))
+      assert.match(e.out(), new RegExp(`stream listener bound" addr=127\\.0\\.0\\.1:${streamPort}`))
+      const w = await rawWorker(`ws://127.0.0.1:${port}`)
+      w.close()
+    } finally {
+      assert.equal(await e.stop(), 0)
+    }
+  })
+
+  it('III_PORT and III_STREAM_PORT do the same; a flag wins over its variable', async () => {
+    const [envPort, flagPort, streamPort] = [await freePort(), await freePort(), await freePort()]
+    const e = await startIII(['--port', String(flagPort), '--data-dir', path.join(dir, 'b')], { III_PORT: String(envPort), III_STREAM_PORT: String(streamPort) })
+    try {
+      assert.match(e.out(), new RegExp(`worker listener bound" addr=0\\.0\\.0\\.0:${flagPort}`))
+      assert.match(e.out(), new RegExp(`stream listener bound" addr=0\\.0\\.0\\.0:${streamPort}`))
+    } finally {
+      await e.stop()
+    }
+  })
+
+  it('a taken port names the address and the flag that moves it', async () => {
+    const held = await holdPort()
+    try {
+      const r = await runIII(['--port', String(held.port), '--stream-port', String(await freePort()), '--data-dir', path.join(dir, 'c')])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, new RegExp(`cannot listen on 0\\.0\\.0\\.0:${held.port} \\(worker listener\\): .*address already in use \\(choose another with --port or III_PORT\\)`))
+      const s = await runIII(['--port', String(await freePort()), '--stream-port', String(held.port), '--data-dir', path.join(dir, 'c')])
+      assert.equal(s.code, 1)
+      assert.match(s.stderr, /\(stream port\).*choose another with --stream-port or III_STREAM_PORT/)
+    } finally {
+      await held.close()
+    }
+  })
+
+  it('a bad port value is a usage error', async () => {
+    const r = await runIII(['--port', '70000'])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /--port \(or III_PORT\) must be a port number from 0 to 65535, got "70000"/)
+  })
+})
+
+describe('YAML mistakes', () => {
+  const cases = [
+    ['a tab in the indentation', 'workers:\n  - name: iii-worker-manager\n\t  config: {}\n', 'bad1.yaml:3:1: found a tab character that violates indentation'],
+    ['a mis-indented key', 'workers:\n  - name: iii-worker-manager\n    config:\n      port: 1\n     host: x\n', 'bad2.yaml:5:6: did not find expected key'],
+    ['an unclosed list', 'workers:\n  - name: iii-worker-manager\n    config:\n      port: 1\n      host: [a\n  - name: iii-stream\n', 'bad3.yaml:5:7: did not find expected \',\' or \']\''],
+  ]
+  cases.forEach(([what, text, want], i) => {
+    it(`${what} is reported at its own line and column`, async () => {
+      const file = path.join(dir, `bad${i + 1}.yaml`)
+      writeFileSync(file, text)
+      const r = await runIII(['--config', file])
+      assert.equal(r.code, 1)
+      assert.equal(r.stderr.trim(), `iii: ${path.join(dir, want)}`)
+    })
+  })
+})
+
+describe('--help', () => {
+  for (const [args, first] of [
+    [['--help'], 'usage: iii [flags]'],
+    [['trigger', '--help'], 'usage:\n  iii trigger <function_id>'],
+    [['replay', '--help'], 'usage:\n  iii replay'],
+    [['bench', '--help'], 'usage:\n  iii bench'],
+  ]) {
+    it(`iii ${args.join(' ')} prints its usage and exits 0`, async () => {
+      const r = await runIII(args)
+      assert.equal(r.code, 0, r.stderr)
+      assert.ok(r.stdout.startsWith(first), r.stdout)
+    })
+  }
+})
