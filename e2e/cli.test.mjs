@@ -77,6 +77,27 @@ describe('addresses without a config file', () => {
   })
 })
 
+describe('one engine per data directory', () => {
+  it('a second engine on the same data directory is refused, naming the directory and the holder\'s pid', async () => {
+    const data = path.join(dir, 'shared')
+    const a = await startIII(['--port', String(await freePort()), '--stream-port', String(await freePort()), '--data-dir', data])
+    try {
+      const pid = /pid=(\d+)/.exec(a.out())?.[1]
+      const r = await runIII(['--port', String(await freePort()), '--stream-port', String(await freePort()), '--data-dir', data])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /log directory is in use by another engine \(pid \d+\); run one engine per data directory/)
+      assert.ok(r.stderr.includes(path.join(data, 'log')), r.stderr)
+      if (pid) assert.ok(r.stderr.includes(`pid ${pid}`))
+      // iii replay reads next to the running engine.
+      const rep = await runIII(['replay', '--data-dir', data, '--format', 'json', '--limit', '1'])
+      assert.equal(rep.code, 0, rep.stderr)
+      assert.match(rep.stdout, /"kind":"engine.started"/)
+    } finally {
+      assert.equal(await a.stop(), 0)
+    }
+  })
+})
+
 describe('YAML mistakes', () => {
   const cases = [
     ['a tab in the indentation', 'workers:\n  - name: iii-worker-manager\n\t  config: {}\n', 'bad1.yaml:3:1: found a tab character that violates indentation'],

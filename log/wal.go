@@ -33,6 +33,7 @@ type store interface {
 type walStore struct {
 	dir    string
 	walDir string
+	lock   *dirLock
 	w      *wal.Log
 	batch  wal.Batch
 	logger *slog.Logger
@@ -51,12 +52,18 @@ type walStore struct {
 // opens the segments. It returns the store and its last index.
 func openWAL(dir string, segSize int, logger *slog.Logger) (*walStore, uint64, error) {
 	walDir := filepath.Join(dir, walDirName)
+	// Owner only: the log holds every value the engine was given.
 	for _, d := range []string{dir, walDir, filepath.Join(dir, snapshotDirName)} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, 0, fmt.Errorf("log: open %s: %w", dir, err)
 		}
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, 0, err
+	}
 	if err := repairTail(dir, walDir, logger); err != nil {
+		lock.release()
 		return nil, 0, fmt.Errorf("log: open %s: repair tail: %w", dir, err)
 	}
 	w, err := wal.Open(walDir, &wal.Options{
@@ -66,16 +73,19 @@ func openWAL(dir string, segSize int, logger *slog.Logger) (*walStore, uint64, e
 		AllowEmpty:  true, // a tail repaired down to nothing is still a log
 	})
 	if err != nil {
+		lock.release()
 		return nil, 0, fmt.Errorf("log: open %s: segments: %w", dir, err)
 	}
-	s := &walStore{dir: dir, walDir: walDir, w: w, logger: logger, segSize: segSize}
+	s := &walStore{dir: dir, walDir: walDir, w: w, logger: logger, segSize: segSize, lock: lock}
 	if err := s.init(); err != nil {
 		w.Close()
+		lock.release()
 		return nil, 0, fmt.Errorf("log: open %s: %w", dir, err)
 	}
 	last, err := w.LastIndex()
 	if err != nil {
 		w.Close()
+		lock.release()
 		return nil, 0, fmt.Errorf("log: open %s: %w", dir, err)
 	}
 	return s, last, nil
@@ -158,6 +168,7 @@ func (s *walStore) close() error {
 	if err == nil && s.newSegment {
 		err = syncDir(s.walDir)
 	}
+	s.lock.release()
 	return err
 }
 
