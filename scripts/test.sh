@@ -16,6 +16,18 @@ go build -o bin/iii ./cmd/iii
 step "go test"
 go test -race -count=1 ./...
 
+# Each fuzz target briefly on top of its committed seeds: a regression in a
+# decoder that faces untrusted bytes shows up here, not in production.
+step "fuzz (${FUZZTIME:=5s} each)"
+for target in wire:FuzzDecode wire:FuzzDecodeStreamRequest wire:FuzzSkipDeep \
+  projections:FuzzApplyOps log:FuzzDecodeRecord engine/config:FuzzParse; do
+  if ! out=$(go test -run='^$' -fuzz="^${target#*:}\$" -fuzztime="$FUZZTIME" "./${target%%:*}" 2>&1); then
+    printf '%s\n' "$out"
+    exit 1
+  fi
+  echo "ok ${target}"
+done
+
 export npm_config_update_notifier=false
 step "node packages"
 for dir in e2e client/browser; do

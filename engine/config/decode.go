@@ -122,14 +122,15 @@ func (d *decoder) syntaxError(text []byte, err error) error {
 // prefixFails reports whether text fails to parse with the message msg.
 func prefixFails(text []byte, msg string) bool {
 	dec := yaml.NewDecoder(bytes.NewReader(text))
-	for {
+	// A document takes at least one byte: the bound only guards against a
+	// decoder that stops advancing.
+	for range len(text) + 1 {
 		var n yaml.Node
-		err := dec.Decode(&n)
-		if err == nil {
-			continue
+		if err := dec.Decode(&n); err != nil {
+			return err != io.EOF && strings.HasSuffix(err.Error(), msg)
 		}
-		return err != io.EOF && strings.HasSuffix(err.Error(), msg)
 	}
+	return false
 }
 
 // Canonical worker names.
