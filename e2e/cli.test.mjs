@@ -20,7 +20,7 @@ async function startIII(args, env = {}) {
   p.stderr.on('data', (c) => { out += c })
   const exited = new Promise((r) => p.once('exit', (code) => r(code)))
   await waitFor(() => /msg=ready/.test(out), 10000, `ready from iii ${args.join(' ')}:\n${out}`)
-  return { out: () => out, stop: async () => { p.kill('SIGTERM'); return exited } }
+  return { out: () => out, signal: (sig) => p.kill(sig), stop: async (sig = 'SIGTERM') => { p.kill(sig); return exited } }
 }
 
 /** Holds a TCP port, as another program would. */
@@ -95,6 +95,41 @@ describe('one engine per data directory', () => {
     } finally {
       assert.equal(await a.stop(), 0)
     }
+  })
+})
+
+describe('graceful shutdown', () => {
+  it('SIGTERM lets a call in flight finish, then exits 0; a second signal exits at once', async () => {
+    const port = await freePort()
+    const e = await startIII(['--port', String(port), '--stream-port', String(await freePort()), '--data-dir', path.join(dir, 'g')])
+    const w = await rawWorker(`ws://127.0.0.1:${port}`)
+    w.serve({ 'slow::op': async () => { await new Promise((r) => setTimeout(r, 600)); return { done: true } } })
+    await w.roundTrip()
+    const c = await rawWorker(`ws://127.0.0.1:${port}`)
+    const pending = c.call('slow::op', {}, { timeoutMs: 5000 })
+    await new Promise((r) => setTimeout(r, 100))
+    const t0 = Date.now()
+    const exited = e.stop()
+    const r = await pending
+    assert.deepEqual(r.result, { done: true }, JSON.stringify(r))
+    assert.equal(await exited, 0)
+    assert.ok(Date.now() - t0 >= 400, 'the engine did not wait for the call')
+
+    const port2 = await freePort()
+    const e2 = await startIII(['--port', String(port2), '--stream-port', String(await freePort()), '--data-dir', path.join(dir, 'g2')])
+    const hang = await rawWorker(`ws://127.0.0.1:${port2}`)
+    hang.serve({ 'hang::op': () => new Promise(() => {}) })
+    await hang.roundTrip()
+    const c2 = await rawWorker(`ws://127.0.0.1:${port2}`)
+    c2.send({ type: 'invokefunction', invocation_id: 'h1', function_id: 'hang::op', data: {} })
+    await waitFor(() => hang.served.length === 1, 3000, 'the call to reach its worker')
+    e2.signal('SIGTERM')
+    await new Promise((r) => setTimeout(r, 200))
+    const t1 = Date.now()
+    const code = await e2.stop('SIGINT')
+    assert.equal(code, 1)
+    assert.ok(Date.now() - t1 < 2000, 'a second signal did not exit at once')
+    assert.match(e2.out(), /second signal: exiting at once/)
   })
 })
 

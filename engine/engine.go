@@ -28,11 +28,15 @@ var Version = "0.22.1-go.0"
 type Options struct {
 	DataDir string // where data lives when the config names no path; default ./data
 	Logger  *slog.Logger
+	// ShutdownGrace bounds how long Shutdown waits for invocations in
+	// flight before it closes the connections (default 5 s).
+	ShutdownGrace time.Duration
 }
 
 // Engine is one running iii engine.
 type Engine struct {
 	cfg     *config.Config
+	opts    Options
 	logger  *slog.Logger
 	log     *log.Log
 	view    *view
@@ -62,9 +66,13 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	if opts.DataDir == "" {
 		opts.DataDir = "data"
 	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 5 * time.Second
+	}
 	cfg.Engine = cfg.Engine.WithDefaults()
 	e := &Engine{
 		cfg:          cfg,
+		opts:         opts,
 		logger:       opts.Logger,
 		view:         newView(),
 		started:      time.Now(),
@@ -296,9 +304,13 @@ func (e *Engine) StartExec() {
 	e.exec = exec.Start(exec.Config{Commands: x.Commands, Watch: x.Watch, URL: url}, nil, nil, e.logger)
 }
 
-// Shutdown stops the exec module, closes every connection and listener,
+// Shutdown lets the invocations in flight finish (for up to
+// Options.ShutdownGrace, or until ctx ends), stops the exec module, closes every connection and listener,
 // and closes the log after the last write is durable.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	if n := e.drain(ctx, e.opts.ShutdownGrace); n > 0 {
+		e.logger.Warn("shutting down with invocations still in flight", "in_flight", n, "grace", e.opts.ShutdownGrace)
+	}
 	var errs []error
 	if e.exec != nil {
 		errs = append(errs, e.exec.Stop(ctx))
@@ -312,6 +324,33 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	errs = append(errs, e.log.Close())
 	return errors.Join(errs...)
+}
+
+// drain waits until no connection is executing a call, at most grace (or
+// until ctx ends), and returns how many calls are still in flight.
+func (e *Engine) drain(ctx context.Context, grace time.Duration) int {
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := 0
+		e.mu.RLock()
+		for _, s := range e.sessions {
+			n += s.activeInvocations()
+		}
+		e.mu.RUnlock()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return n
+		case <-ctx.Done():
+			return n
+		}
+	}
 }
 
 func (e *Engine) closeServers() {

@@ -119,6 +119,11 @@ func runEngine(args []string) int {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	logger.Info("shutting down", "signal", s.String())
+	go func() {
+		s := <-sig
+		logger.Warn("second signal: exiting at once", "signal", s.String())
+		os.Exit(1)
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.Shutdown(ctx); err != nil {
