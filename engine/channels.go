@@ -15,19 +15,19 @@ import (
 	"github.com/iii-go/iii/wire"
 )
 
-// Data channels (wire-protocol.md §1.1 and §4): engine::channels::create
+// Data channels (docs/wire-protocol.md#data-channels): engine::channels::create
 // makes a one-way pipe; the writer and the reader each open one WebSocket to
 // /ws/channels/<id>?key=<access_key>&dir=write|read on a worker listener, and
 // every frame the writer sends reaches the reader in order with its opcode.
 const (
-	channelBufferDefault = 64   // frames; spec README "Defaults"
+	channelBufferDefault = 64   // frames, as upstream
 	channelBufferMax     = 1024 // frames; larger requests are clamped to it
 	// channelBytesDefault bounds the bytes a channel buffers when the config
 	// does not say (engine.channel_buffer_bytes).
 	channelBytesDefault = 4 << 20
 	// channelTTL: a channel with an end that never connected is dropped this
-	// long after its creation (the spec allows 5 to 6 minutes: sweep every
-	// minute).
+	// long after its creation (upstream drops them 5 to 6 minutes after
+	// creation: sweep every minute).
 	channelTTL  = 5 * time.Minute
 	channelPath = "/ws/channels/"
 	// closeChannel is the reason the SDKs put on a channel's normal close.

@@ -12,8 +12,10 @@ import (
 )
 
 // fanout delivers change events to the functions bound by triggers, in log
-// order per trigger (Decision 7). The common case — a plain trigger whose
-// function lives on a worker connection — is a frame queued on that
+// order per trigger; a trigger whose owner cannot keep up gets its owner
+// disconnected, and no event is ever dropped silently
+// (docs/wire-protocol.md#delivery-order). The common case — a plain trigger
+// whose function lives on a worker connection — is a frame queued on that
 // connection straight from the sequencer, so order is the connection's
 // write order and nothing blocks the log. Triggers that need the engine to
 // wait (a condition function, or a target that is itself an engine
@@ -72,7 +74,9 @@ type delivery struct {
 	traceparent string // the firing's mark (cause.go); "" for engine events
 }
 
-// triggerQueueLen bounds one trigger's undelivered events (README Defaults).
+// triggerQueueLen bounds one trigger's undelivered events; beyond it the
+// trigger's owner is closed as a slow consumer
+// (docs/wire-protocol.md#delivery-order).
 const triggerQueueLen = 65536
 
 func newFanout(e *Engine) *fanout {
@@ -133,8 +137,8 @@ func (f *fanout) streamEvent(from cause, timeNanos int64, stream, group, item st
 	f.publishStream(from, timeNanos, stream, group, item, hasItem, ev)
 }
 
-// publishStream builds the envelope (streams-and-state.md §6.1) and offers
-// it to stream triggers and stream-port subscribers.
+// publishStream builds the envelope (docs/wire-protocol.md#stream-envelopes)
+// and offers it to stream triggers and stream-port subscribers.
 func (f *fanout) publishStream(from cause, timeNanos int64, stream, group, item string, hasItem bool, event []byte) {
 	env := make([]byte, 0, 96+len(stream)+len(group)+len(item)+len(event))
 	env = append(env, `{"type":"stream","timestamp":`...)
@@ -256,7 +260,8 @@ func (f *fanout) enqueue(s projections.Sub, payload json.RawMessage, traceparent
 	case q.ch <- delivery{sub: s, payload: payload, traceparent: traceparent}:
 	default:
 		// The trigger's owner cannot keep up: disconnect it rather than drop
-		// events silently (Decision 7).
+		// events silently; every trigger gets its events in log order or not
+		// at all.
 		f.e.logger.Error("slow consumer: trigger queue full", "trigger_id", s.TriggerID, "worker_id", s.Worker)
 		if w := f.e.session(s.Worker); w != nil {
 			w.conn.Close(1008, "slow consumer: trigger "+s.TriggerID+" has "+strconv.Itoa(triggerQueueLen)+" undelivered events")

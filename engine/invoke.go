@@ -9,7 +9,7 @@ import (
 	"github.com/iii-go/iii/wire"
 )
 
-// Error codes the engine itself produces (spec README, "Error codes").
+// Error codes the engine itself produces (docs/wire-protocol.md#error-codes).
 const (
 	codeInvalidMessage    = "invalid_message"
 	codeFunctionNotFound  = "function_not_found"
@@ -134,7 +134,8 @@ func (e *Engine) lookup(functionID string) (target, bool) {
 	return target{owner: owner, id: functionID}, true
 }
 
-// invoke routes an invokefunction frame from a worker (wire-protocol §3.4).
+// invoke routes an invokefunction frame from a worker
+// (docs/wire-protocol.md#routing).
 func (s *session) invoke(m *wire.Message) {
 	e := s.e
 	fid := m.FunctionID

@@ -48,7 +48,7 @@ func (s *session) handle(m *wire.Message) {
 }
 
 // badFrame answers a frame that did not decode, in the frame the client
-// will connect to its request (spec README, "Error codes").
+// will connect to its request (docs/wire-protocol.md#bad-input).
 func (s *session) badFrame(err error) {
 	var de *wire.DecodeError
 	if !errors.As(err, &de) {
@@ -121,7 +121,9 @@ func (s *session) registerFunction(m *wire.Message) {
 			s.sendError(codeForbidden, "registerfunction "+strconv.Quote(full)+": id belongs to a function the engine provides")
 			return
 		case s.grants != nil:
-			// Decision 4: an untrusted session never takes over another connection's function.
+			// An untrusted session never takes over another connection's function
+			// (on trusted listeners the newest registration wins, as upstream:
+			// 0.11.x clients re-register after a half-open reconnect).
 			s.sendError(codeForbidden, "registerfunction "+strconv.Quote(full)+": id is owned by another connection")
 			return
 		default:
@@ -198,7 +200,8 @@ func (s *session) registerTrigger(m *wire.Message) {
 	prev, exists := e.view.Registry.Trigger(tr.id)
 	e.view.mu.RUnlock()
 	if exists && prev.Worker != s.id && s.grants != nil {
-		// Decision 10: an untrusted session's trigger ids are its own.
+		// An untrusted session's trigger ids are its own: it can neither
+		// replace nor remove another connection's trigger.
 		s.triggerRefused(m, tr.function, codeForbidden, "registertrigger "+strconv.Quote(tr.id)+": id is owned by another connection")
 		return
 	}

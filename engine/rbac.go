@@ -14,7 +14,7 @@ import (
 )
 
 // grants is what an RBAC listener's auth function allowed one session
-// (rbac-config-exec.md §1.5).
+// (docs/wire-protocol.md#auth-result).
 type grants struct {
 	rbac                *config.RBAC
 	allowed             map[string]bool
@@ -122,8 +122,10 @@ func printable(s string) bool {
 }
 
 // decodeQuery splits a raw query string into per-key lists, percent-decoding
-// keys and values like decodeURIComponent (Decision 6): '+' stays '+', and a
-// malformed escape leaves the piece raw.
+// keys and values like decodeURIComponent: '+' stays '+', and a malformed
+// escape leaves the piece raw. Upstream passes them raw; decoded is what auth
+// functions expect, and identical for plain tokens
+// (docs/wire-protocol.md#auth-input).
 func decodeQuery(raw string) map[string][]string {
 	out := map[string][]string{}
 	for _, piece := range strings.Split(raw, "&") {
@@ -151,7 +153,8 @@ func percentDecode(s string) string {
 	return d
 }
 
-// infrastructure lists the ids every session may call (rbac-config-exec §1.6).
+// infrastructure lists the ids every session may call
+// (docs/wire-protocol.md#invocation-gating).
 var infrastructure = map[string]bool{
 	"engine::channels::create": true, "engine::workers::register": true,
 	"engine::log::info": true, "engine::log::warn": true, "engine::log::error": true,
@@ -198,7 +201,7 @@ func (e *Engine) exposed(r *config.RBAC, functionID string) bool {
 }
 
 // viaMiddleware hands a call to the listener's middleware function, which
-// decides and answers in place of the target (rbac-config-exec §1.7).
+// decides and answers in place of the target (docs/wire-protocol.md#middleware).
 func (s *session) viaMiddleware(mw string, m *wire.Message, replyID string) {
 	var action []byte
 	switch m.Action {
@@ -272,7 +275,7 @@ func rawOrNull(raw json.RawMessage) json.RawMessage {
 }
 
 // hook calls a registration hook; only a JSON object result allows the
-// registration (rbac-config-exec §1.8).
+// registration (docs/wire-protocol.md#registration-hooks).
 // what names the registration in the refusal message, e.g. registerfunction 'x'.
 func (s *session) hook(what, fn string, input map[string]any) (map[string]json.RawMessage, *callError) {
 	input["context"] = s.grants.context

@@ -103,7 +103,8 @@ func (l *listener) Close(c *wire.Conn, err error) {
 	s.retire("disconnected")
 }
 
-// retire performs disconnect cleanup exactly once (wire-protocol §3.6).
+// retire performs disconnect cleanup exactly once
+// (docs/wire-protocol.md#disconnect-cleanup).
 func (s *session) retire(why string) {
 	s.mu.Lock()
 	if s.closed {

@@ -8,8 +8,8 @@ import (
 	"github.com/iii-go/iii/projections"
 )
 
-// The state module (streams-and-state.md §4): scope → key → value, on the
-// same log as streams but a separate projection.
+// The state module (docs/wire-protocol.md#state-functions): scope → key →
+// value, on the same log as streams but a separate projection.
 
 type stateAddr struct {
 	Scope *string `json:"scope"`

@@ -8,7 +8,7 @@ import (
 	"github.com/iii-go/iii/wire"
 )
 
-// streamPort serves the stream WebSocket port (streams-and-state.md §7):
+// streamPort serves the stream WebSocket port (docs/wire-protocol.md#stream-port):
 // clients join and leave stream groups and receive every change envelope
 // that matches, in log order.
 type streamPort struct {

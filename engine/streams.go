@@ -8,10 +8,11 @@ import (
 	"github.com/iii-go/iii/projections"
 )
 
-// The stream module (streams-and-state.md §3, §8): every write becomes a
-// log record and is answered from the result of applying it; reads come from
-// the projection. A worker may take over one stream's storage by registering
-// stream::<op>(<name>); such calls go to it instead of the store.
+// The stream module (docs/wire-protocol.md#stream-functions): every write
+// becomes a log record and is answered from the result of applying it; reads
+// come from the projection. A worker may take over one stream's storage by
+// registering stream::<op>(<name>); such calls go to it instead of the store
+// (docs/wire-protocol.md#custom-stream-implementations).
 
 type streamAddr struct {
 	StreamName *string `json:"stream_name"`

@@ -1,5 +1,3 @@
-// Package log is the engine's write-ahead log: every fact the engine accepts is
-// a Record appended here before anyone is told it happened.
 package log
 
 import (
@@ -98,7 +96,7 @@ func ParseKind(name string) (Kind, error) {
 //	worker.connected          Worker; Value: {"listener","ip_address","rbac":bool, ...}
 //	worker.updated            Worker; Value: the engine::workers::register payload (name, runtime, pid, ...)
 //	worker.disconnected       Worker
-//	function.registered       Worker, Function; Value: {"description","metadata","request_format","response_format"}
+//	function.registered       Worker, Function; Value: {"description","metadata","request_format","response_format","invocation"}
 //	function.unregistered     Worker, Function
 //	trigger.registered        Worker, Trigger, TriggerType, Function; Value: config; Meta: trigger metadata
 //	trigger.unregistered      Worker, Trigger, TriggerType

@@ -12,7 +12,7 @@ import (
 	"github.com/iii-go/iii/internal/jsontext"
 )
 
-// OpType names an update operation (streams-and-state.md §5).
+// OpType names an update operation (docs/wire-protocol.md#update-operations).
 type OpType uint8
 
 // The update operation types.
@@ -61,7 +61,7 @@ type OpError struct {
 	DocURL  string `json:"doc_url"`
 }
 
-// Validation limits (streams-and-state.md §5.5).
+// Validation limits (docs/wire-protocol.md#update-op-validation).
 const (
 	maxPathSegments = 32
 	maxSegmentBytes = 256
@@ -250,8 +250,8 @@ func (op *Op) fail(reason, format string, args ...any) *opFail {
 	}
 }
 
-// validate runs the §5.5 checks in table order: each check over every
-// segment before the next check.
+// validate runs the checks of docs/wire-protocol.md#update-op-validation in
+// table order: each check over every segment before the next check.
 func (op *Op) validate() *opFail {
 	if len(op.Path) > maxPathSegments {
 		return op.fail("path.too_deep", "path has %d segments, more than the limit of %d", len(op.Path), maxPathSegments)
@@ -655,9 +655,10 @@ func pushArray(arr, v []byte) []byte {
 	return append(out, ']')
 }
 
-// adjustNumber computes raw ± by with the §5.4 number rules: floats stay
-// floats, integers are exact in int64 and fall back to uint64; no
-// representation (or a non-finite float) fails.
+// adjustNumber computes raw ± by with the number rules
+// (docs/wire-protocol.md#number-rules): floats stay floats, integers are
+// exact in int64 and fall back to uint64; no representation (or a non-finite
+// float) fails.
 func adjustNumber(raw []byte, by int64, neg bool) ([]byte, bool) {
 	if isFloatLiteral(raw) {
 		f, err := strconv.ParseFloat(string(raw), 64)

@@ -159,7 +159,7 @@ func TestApplyOps(t *testing.T) {
 		{"missing default ends after a success", missing, `[{"type":"set","path":"a","value":1},{"type":"increment","path":"","by":2}]`, `{"a":1}`, "1:increment.not_number"},
 		{"append root after set-to-null", missing, `[{"type":"set","path":""},{"type":"append","value":"s"}]`, `"s"`, ""},
 
-		// Validation order (§5.5).
+		// Validation order (docs/wire-protocol.md#update-op-validation).
 		{"path too deep", `{}`, `[{"type":"merge","path":` + segs33 + `,"value":{}}]`, `{}`, "0:merge.path.too_deep"},
 		{"empty segment", `{}`, `[{"type":"append","path":["a",""],"value":1}]`, `{}`, "0:append.path.empty_segment"},
 		{"segment too long", `{}`, `[{"type":"set","path":"` + long + `","value":1}]`, `{}`, "0:set.path.segment_too_long"},

@@ -16,7 +16,8 @@ const (
 	TriggerTypeState  = "state"
 )
 
-// StreamFilter is a decoded `stream` trigger config (streams-and-state.md §6.2).
+// StreamFilter is a decoded `stream` trigger config
+// (docs/wire-protocol.md#stream-triggers).
 type StreamFilter struct {
 	Stream    string // stream_name, required
 	Group     string // group_id; "" matches any group
@@ -24,7 +25,8 @@ type StreamFilter struct {
 	Condition string // condition_function_id; "" = none
 }
 
-// StateFilter is a decoded `state` trigger config (streams-and-state.md §6.5).
+// StateFilter is a decoded `state` trigger config
+// (docs/wire-protocol.md#state-triggers).
 // Scope and Key match exactly when present (the empty string is a legal
 // scope, so presence is explicit).
 type StateFilter struct {

@@ -25,12 +25,13 @@ import (
 // are always valid JSON), unescapes only the string fields it keeps, and
 // allocates nothing in steady state: the frame is copied into the Message's
 // arena and every field is a view into it. The libraries need one allocation per
-// string and raw field and cannot give the field-naming errors of §3.10.
+// string and raw field and cannot give the field-naming errors the engine
+// answers bad input with (docs/wire-protocol.md#bad-input).
 
 // Type is a protocol message type (the "type" field).
 type Type uint8
 
-// The message types of the worker protocol (wire-protocol.md §2).
+// The message types of the worker protocol (docs/wire-protocol.md#messages).
 const (
 	TypeInvalid Type = iota
 	TypeRegisterFunction
@@ -206,7 +207,7 @@ type DecodeError struct {
 // Error returns "code: message".
 func (e *DecodeError) Error() string { return e.Code + ": " + e.Message }
 
-// Error codes of DecodeError (README "Error codes").
+// Error codes of DecodeError (docs/wire-protocol.md#error-codes).
 const (
 	CodeInvalidMessage  = "invalid_message"
 	CodeInvalidArgument = "invalid_argument"

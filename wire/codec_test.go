@@ -25,7 +25,7 @@ func TestDecodeMessages(t *testing.T) {
 		frame string
 		want  Message
 	}{
-		// wire-protocol.md §2.3–§2.16 example frames.
+		// Frames as the SDKs send them (see docs/wire-protocol.md#messages).
 		{"workerregistered", `{"type":"workerregistered","worker_id":"f286db05-34ed-4e45-8791-417f00c9e47c","reattach_token":"4a32285a-d69d-456e-a46e-9955c444455d"}`,
 			Message{Type: TypeWorkerRegistered, WorkerID: "f286db05-34ed-4e45-8791-417f00c9e47c", ReattachToken: "4a32285a-d69d-456e-a46e-9955c444455d"}},
 		{"reattach", `{"type":"reattach","previous_worker_id":"f286db05-34ed-4e45-8791-417f00c9e47c","reattach_token":"4a32285a-d69d-456e-a46e-9955c444455d"}`,
@@ -385,13 +385,14 @@ func FuzzDecodeStreamRequest(f *testing.F) {
 	})
 }
 
-// TestDecodeCapturedFrames decodes every JSON text frame of the real-SDK
-// captures in shared/spec/frames (both directions: the engine-side ones are
-// what our client side must read).
+// TestDecodeCapturedFrames decodes every JSON text frame of the captures
+// of the real SDKs (iii-sdk 0.22.1 and 0.11.6, and the browser SDK) in
+// testdata/frames, both directions: the engine-side ones are what our
+// client side must read.
 func TestDecodeCapturedFrames(t *testing.T) {
-	files, _ := filepath.Glob("../../shared/spec/frames/*.jsonl")
+	files, _ := filepath.Glob("testdata/frames/*.jsonl")
 	if len(files) == 0 {
-		t.Skip("shared/spec/frames not found next to the repository")
+		t.Fatal("no captures in testdata/frames")
 	}
 	var m Message
 	n := 0

@@ -634,7 +634,8 @@ func (connEvents) OnClose(s *gws.Conn, err error) {
 	}
 }
 
-// isTelemetry reports an OTLP/MTRC/LOGS binary frame (wire-protocol.md §2.16).
+// isTelemetry reports an OTLP/MTRC/LOGS binary frame
+// (docs/wire-protocol.md#telemetry).
 func isTelemetry(b []byte) bool {
 	if len(b) < 4 {
 		return false

@@ -1,6 +1,6 @@
 // Package wire is the engine's WebSocket layer: the listeners and client
 // connections (on github.com/lxzan/gws), and the JSON codec of the worker
-// protocol (spec wire-protocol.md) and of the stream port's join/leave frames.
+// protocol (docs/wire-protocol.md) and of the stream port's join/leave frames.
 // It knows message shapes only, nothing of functions, triggers or streams.
 //
 // Transport (Listen, Dial, Conn):
@@ -25,9 +25,9 @@
 // Codec: Decode reads every client→engine message (and the engine→client ones,
 // for clients) into a reusable Message without allocating; its strings and raw
 // fields are views that live until the next Decode (see Message). Errors are
-// *DecodeError with the invalid_message / invalid_argument codes of spec README
-// "Error codes", or nesting_too_deep (CodeTooDeep) when a value nests deeper
-// than DefaultMaxDepth objects/arrays (DecodeDepth and
-// DecodeStreamRequestDepth take another limit). The Append* encoders build
+// *DecodeError with the invalid_message / invalid_argument codes
+// (docs/wire-protocol.md#error-codes), or nesting_too_deep (CodeTooDeep)
+// when a value nests deeper than DefaultMaxDepth objects/arrays (DecodeDepth
+// and DecodeStreamRequestDepth take another limit). The Append* encoders build
 // engine→client frames.
 package wire

@@ -14,7 +14,7 @@ const (
 	opPong   byte = 0xA
 )
 
-// appendHeader appends a final-fragment frame header (RFC 6455 §5.2).
+// appendHeader appends a final-fragment frame header (RFC 6455, section 5.2).
 func appendHeader(dst []byte, op byte, n int, masked bool, key [4]byte) []byte {
 	var maskBit byte
 	if masked {

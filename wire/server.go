@@ -15,7 +15,8 @@ import (
 )
 
 // Options configure a Server (Listen) or a client connection (Dial). Zero
-// fields take the defaults of spec README "Defaults".
+// fields take the defaults given below, which are also the engine's
+// (docs/config.md#engine-settings).
 type Options struct {
 	// MaxMessageBytes bounds an inbound message (all fragments together); a
 	// bigger one closes the connection with 1009 and a reason naming the limit.

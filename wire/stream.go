@@ -2,7 +2,8 @@ package wire
 
 import "fmt"
 
-// StreamRequest is a client frame on the stream port (streams-and-state.md §7.2):
+// StreamRequest is a client frame on the stream port
+// (docs/wire-protocol.md#join-and-leave):
 //
 //	{"type":"join","data":{"subscriptionId":"s1","streamName":"todo","groupId":"todos","id":"a1"}}
 //	{"type":"leave","data":{"subscriptionId":"s1","streamName":"todo","groupId":"todos"}}

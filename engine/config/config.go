@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Defaults used when the file does not say otherwise (spec README "Defaults").
+// Defaults used when the file does not say otherwise (docs/config.md#defaults).
 const (
 	DefaultHost             = "0.0.0.0"
 	DefaultListenerPort     = 49134
@@ -263,7 +263,8 @@ func (e Engine) WithDefaults() Engine {
 	return e
 }
 
-// defaultEngine returns the engine settings of README "Defaults".
+// defaultEngine returns the default engine settings
+// (docs/config.md#engine-settings).
 func defaultEngine() Engine {
 	return Engine{
 		Sync:            "always",
@@ -291,10 +292,11 @@ func defaultListener(port int) Listener {
 	return Listener{Host: DefaultHost, Port: port, HandshakeTimeout: DefaultHandshakeTimeout}
 }
 
-// Default returns the embedded configuration used when no file is given
-// (README Decision 9): a trusted listener on 0.0.0.0:49134, the stream
-// module on 0.0.0.0:3112 and the state module, both file based with no
-// file_path (the engine keeps their data under its data directory).
+// Default returns the embedded configuration, used when no --config is
+// given and there is no ./config.yaml (no file is written): a trusted
+// listener on 0.0.0.0:49134, the stream module on 0.0.0.0:3112 and the state
+// module, both file based with no file_path (the engine keeps their data
+// under its data directory). See docs/config.md#embedded-default.
 func Default() *Config {
 	return &Config{
 		Listeners: []Listener{defaultListener(DefaultListenerPort)},
