@@ -582,8 +582,11 @@ func (connEvents) OnMessage(s *gws.Conn, m *gws.Message) {
 		if isTelemetry(b) {
 			return
 		}
-		if !utf8.Valid(b) { // text frames are checked by gws
-			c.closeWith(1007, "binary frame is not valid UTF-8 JSON", false)
+		if !utf8.Valid(b) { // text frames are checked by gws (1007, as RFC 6455 requires)
+			// Binary frames carry no UTF-8 promise: like any frame that does
+			// not decode, this one is answered and the connection stays.
+			c.o.Logger.Debug("wire: binary frame is neither telemetry nor UTF-8 JSON", "remote", c.RemoteIP(), "bytes", len(b))
+			_ = c.Send(AppendErrorFrame(nil, CodeInvalidMessage, "binary frame is neither telemetry (OTLP, MTRC, LOGS) nor UTF-8 JSON"))
 			return
 		}
 	}

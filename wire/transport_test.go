@@ -708,16 +708,30 @@ func TestServerClose(t *testing.T) {
 	}
 }
 
-func TestInvalidUTF8Refused(t *testing.T) {
+// Invalid UTF-8 in a text frame breaks RFC 6455 and closes with 1007; in a
+// binary frame it is only an undecodable message: answered with an error
+// frame, the connection kept.
+func TestInvalidUTF8(t *testing.T) {
 	srv := newRecorder()
 	s := startServer(t, srv, Options{})
-	for _, op := range []byte{opText, 0x2} {
-		r := dialRaw(t, s, "/")
-		r.write(t, clientFrame(true, op, []byte("{\"type\":\"ping\",\"x\":\"\xff\"}")))
-		if code, _ := r.readClose(t); code != 1007 {
-			t.Fatalf("opcode %d: close code %d, want 1007", op, code)
-		}
-		srv.nextClose(t)
+	bad := []byte("{\"type\":\"ping\",\"x\":\"\xff\"}")
+
+	r := dialRaw(t, s, "/")
+	r.write(t, clientFrame(true, opText, bad))
+	if code, _ := r.readClose(t); code != 1007 {
+		t.Fatalf("text frame: close code %d, want 1007", code)
+	}
+	srv.nextClose(t)
+
+	r = dialRaw(t, s, "/")
+	r.write(t, clientFrame(true, 0x2, bad))
+	op, p := r.readFrame(t)
+	if op != opText || !strings.Contains(string(p), `"code":"invalid_message"`) {
+		t.Fatalf("binary frame: got opcode %d %q, want an invalid_message error frame", op, p)
+	}
+	r.write(t, clientFrame(true, opText, []byte(`{"type":"ping"}`)))
+	if got := srv.nextMsg(t); got != `{"type":"ping"}` {
+		t.Fatalf("after the bad binary frame the connection delivered %q", got)
 	}
 	if len(srv.msgs) != 0 {
 		t.Fatal("invalid UTF-8 was delivered")
