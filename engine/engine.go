@@ -238,6 +238,7 @@ func (e *Engine) listen() error {
 		SendQueueBytes:  e.cfg.Engine.SendQueueBytes,
 		PingAfter:       e.cfg.Engine.PingAfter,
 		IdleTimeout:     e.cfg.Engine.IdleTimeout,
+		WriteDeadline:   e.cfg.Engine.WriteDeadline,
 		Telemetry:       true,
 		Route:           e.channels.route, // data channels, on every worker listener
 		Logger:          e.logger,

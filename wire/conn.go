@@ -2,8 +2,10 @@ package wire
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -100,8 +102,9 @@ type Conn struct {
 	pongLen   int
 	closeCode uint16
 	closeMsg  string
-	closeErr  error // our own close, reported to Handler.Close
-	writeErr  error // the write that failed, if the writer gave up first
+	closeErr  error     // our own close, reported to Handler.Close
+	writeErr  error     // the write that failed, if the writer gave up first
+	deadline  time.Time // current write deadline (writer goroutine only)
 
 	drained chan struct{} // made by a WaitSendQueue caller, closed by the writer after a batch
 
@@ -358,6 +361,9 @@ func (c *Conn) writeLoop() {
 		code, reason := c.closeCode, c.closeMsg
 		c.mu.Unlock()
 
+		if !closing { // a closing connection runs on afterClose's deadline
+			c.renewDeadline()
+		}
 		if pong {
 			c.wbuf = c.appendFrame(c.wbuf, opPong, pongPayload[:pongLen])
 		}
@@ -438,9 +444,31 @@ func (c *Conn) addData(p []byte, op byte) {
 	c.seg = len(c.wbuf)
 }
 
-// flush writes everything pending in one write (writev when a large frame is
-// passed by reference) and resets the buffers.
+// renewDeadline moves the write deadline WriteDeadline ahead. A socket
+// deadline costs a timer update, so it is renewed only once less than half
+// of the period is left.
+func (c *Conn) renewDeadline() {
+	if d := c.o.WriteDeadline; d > 0 {
+		if now := time.Now(); c.deadline.Sub(now) < d/2 {
+			c.deadline = now.Add(d)
+			_ = c.nc.SetWriteDeadline(c.deadline)
+		}
+	}
+}
+
+// flush writes everything pending under the write deadline.
 func (c *Conn) flush() error {
+	err := c.write()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("slow consumer: the peer accepted no bytes within the %s write deadline: %w", c.o.WriteDeadline, err)
+		c.o.Logger.Warn("wire: slow consumer disconnected", "remote", c.RemoteIP(), "write_deadline", c.o.WriteDeadline)
+	}
+	return err
+}
+
+// write sends everything pending in one write (writev when a large frame is
+// passed by reference) and resets the buffers.
+func (c *Conn) write() error {
 	var err error
 	switch {
 	case len(c.iov) == 0:

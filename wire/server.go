@@ -40,6 +40,12 @@ type Options struct {
 	// CloseTimeout bounds how long a closing connection may spend flushing its
 	// queue and close frame to a peer that does not read. Default 5s.
 	CloseTimeout time.Duration
+	// WriteDeadline: a peer whose socket accepts none of a pending write for
+	// this long is a slow consumer and is disconnected (its queue would
+	// otherwise sit in memory up to SendQueueBytes). The deadline is renewed
+	// at most every half period, so a stall is detected after between half
+	// and all of it. Default 10s (NATS's write_deadline); negative disables.
+	WriteDeadline time.Duration
 	// Telemetry serves /otel: its binary frames are drained, text is ignored,
 	// and the Handler never sees the socket. Worker listeners set it; the stream
 	// port does not (/otel is then a 404).
@@ -83,6 +89,7 @@ func (o Options) withDefaults() *Options {
 	defDur(&o.IdleTimeout, 60*time.Second)
 	defDur(&o.HandshakeTimeout, 10*time.Second)
 	defDur(&o.CloseTimeout, 5*time.Second)
+	defDur(&o.WriteDeadline, 10*time.Second)
 	if o.HandshakeTimeout < 0 {
 		o.HandshakeTimeout = 10 * time.Second
 	}

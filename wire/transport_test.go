@@ -799,3 +799,26 @@ func TestBusyHandlerIsNotIdle(t *testing.T) {
 	default:
 	}
 }
+
+// A peer that stops reading is disconnected once a write has waited the
+// write deadline, instead of keeping its queue in memory.
+func TestWriteDeadlineDropsAStalledPeer(t *testing.T) {
+	srv := newRecorder()
+	s := startServer(t, srv, Options{WriteDeadline: 200 * time.Millisecond, SendQueueBytes: 1 << 30, SendQueueFrames: 1 << 20})
+	dialRaw(t, s, "/") // connects, then never reads
+	c := srv.nextOpen(t)
+	frame := bytes.Repeat([]byte("x"), 64<<10)
+	start := time.Now()
+	go func() { // a steady producer, far below the queue limits
+		for c.Send(frame) == nil && time.Since(start) < 10*time.Second {
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	err := srv.nextClose(t)
+	if err == nil || !strings.Contains(err.Error(), "slow consumer") {
+		t.Fatalf("close error %v, want a slow consumer", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("disconnected after %v; the write deadline is 200ms", el)
+	}
+}

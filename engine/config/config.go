@@ -156,7 +156,7 @@ type Exec struct {
 // Engine holds this engine's own settings, read from the top-level
 // `engine:` key. Keys (all optional): sync (always|interval|never),
 // sync_interval_ms, call_timeout_ms, max_message_bytes, send_queue_frames,
-// send_queue_bytes, ping_after_ms, idle_timeout_ms, snapshot_every,
+// send_queue_bytes, ping_after_ms, idle_timeout_ms, write_deadline_ms, snapshot_every,
 // retain_bytes, retain_age (a Go duration such as "168h"), and the limits
 // max_json_depth, max_trigger_depth, channel_buffer_bytes,
 // channels_per_session, registrations_per_session, max_id_bytes,
@@ -178,6 +178,9 @@ type Engine struct {
 	PingAfter time.Duration
 	// IdleTimeout closes a silent connection (default 60 s).
 	IdleTimeout time.Duration
+	// WriteDeadline disconnects a peer whose socket accepts no bytes for
+	// this long: a slow consumer (default 10 s).
+	WriteDeadline time.Duration
 	// SnapshotEvery is records between snapshots; 0 = the log's default.
 	SnapshotEvery uint64
 	// RetainBytes is history kept for replay; 0 = the log's default.
@@ -255,6 +258,7 @@ func (e Engine) WithDefaults() Engine {
 	}
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&e.CallTimeout, &d.CallTimeout}, {&e.PingAfter, &d.PingAfter}, {&e.IdleTimeout, &d.IdleTimeout},
+		{&e.WriteDeadline, &d.WriteDeadline},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.def
@@ -275,6 +279,7 @@ func defaultEngine() Engine {
 		SendQueueBytes:  64 << 20,
 		PingAfter:       20 * time.Second,
 		IdleTimeout:     60 * time.Second,
+		WriteDeadline:   10 * time.Second,
 
 		MaxJSONDepth:            128,
 		MaxTriggerDepth:         8,

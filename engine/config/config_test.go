@@ -90,7 +90,7 @@ func TestUpstreamStyle(t *testing.T) {
 		{"ignored (workers before modules)", cfg.Ignored, []string{"iii-http", "iii-observability", "iii-cron"}},
 		{"engine", cfg.Engine, Engine{
 			Sync: "interval", SyncIntervalMS: 50, CallTimeout: 5 * time.Second, MaxMessageBytes: 1 << 20,
-			SendQueueFrames: 1024, SendQueueBytes: 4 << 20, PingAfter: time.Second, IdleTimeout: 3 * time.Second,
+			SendQueueFrames: 1024, SendQueueBytes: 4 << 20, PingAfter: time.Second, IdleTimeout: 3 * time.Second, WriteDeadline: 2 * time.Second,
 			SnapshotEvery: 5000, RetainBytes: 1 << 30, RetainAge: 168 * time.Hour,
 			MaxJSONDepth: 64, MaxTriggerDepth: 4, ChannelBufferBytes: 1 << 20, ChannelsPerSession: 8,
 			RegistrationsPerSession: 100, MaxIDBytes: 128, MaxMetadataBytes: 4096,

@@ -597,7 +597,7 @@ func (d *decoder) lines(n *yaml.Node, key string) ([]string, error) {
 func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
 	e := defaultEngine()
 	m, err := d.mapping(n, key, "sync", "sync_interval_ms", "call_timeout_ms", "max_message_bytes",
-		"send_queue_frames", "send_queue_bytes", "ping_after_ms", "idle_timeout_ms",
+		"send_queue_frames", "send_queue_bytes", "ping_after_ms", "idle_timeout_ms", "write_deadline_ms",
 		"snapshot_every", "retain_bytes", "retain_age",
 		"max_json_depth", "max_trigger_depth", "channel_buffer_bytes", "channels_per_session",
 		"registrations_per_session", "max_id_bytes", "max_metadata_bytes")
@@ -643,6 +643,7 @@ func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
 		{"call_timeout_ms", &e.CallTimeout},
 		{"ping_after_ms", &e.PingAfter},
 		{"idle_timeout_ms", &e.IdleTimeout},
+		{"write_deadline_ms", &e.WriteDeadline},
 	}
 	for _, f := range durs {
 		if v := m[f.k]; v != nil {
