@@ -112,9 +112,21 @@ func ParseKinds(list string) ([]log.Kind, error) {
 	var kinds []log.Kind
 	for name := range strings.SplitSeq(list, ",") {
 		name = strings.TrimSpace(name)
+		// "queue.*" names every kind of one family.
+		if family, ok := strings.CutSuffix(name, ".*"); ok {
+			n := len(kinds)
+			for _, k := range log.Kinds() {
+				if strings.HasPrefix(k.String(), family+".") {
+					kinds = append(kinds, k)
+				}
+			}
+			if len(kinds) > n {
+				continue
+			}
+		}
 		k, err := log.ParseKind(name)
 		if err != nil {
-			return nil, fmt.Errorf("kind: unknown record kind %q (known: %s)", name, kindList())
+			return nil, fmt.Errorf("kind: unknown record kind %q (known: %s, or family.*)", name, kindList())
 		}
 		kinds = append(kinds, k)
 	}

@@ -20,10 +20,11 @@ type stringField struct {
 	val *string
 }
 
-func recordStrings(r *Record) [9]stringField {
-	return [9]stringField{
+func recordStrings(r *Record) [11]stringField {
+	return [11]stringField{
 		{"s", &r.Stream}, {"g", &r.Group}, {"i", &r.Item}, {"sc", &r.Scope}, {"ky", &r.Key},
 		{"w", &r.Worker}, {"f", &r.Function}, {"tr", &r.Trigger}, {"tt", &r.TriggerType},
+		{"q", &r.Queue}, {"j", &r.Job},
 	}
 }
 
@@ -71,6 +72,9 @@ func encodeRecord(e *msgpack.Encoder, r *Record) error {
 	if r.Depth != 0 {
 		n++
 	}
+	if r.Attempt != 0 {
+		n++
+	}
 	f := fieldEncoder{e: e}
 	f.err = e.EncodeMapLen(n)
 	f.str("v")
@@ -106,6 +110,12 @@ func encodeRecord(e *msgpack.Encoder, r *Record) error {
 	if r.Depth != 0 {
 		f.str("dp")
 		f.uint8(r.Depth)
+	}
+	if r.Attempt != 0 {
+		f.str("n")
+		if f.err == nil {
+			f.err = e.EncodeUint32(r.Attempt)
+		}
 	}
 	return f.err
 }
@@ -148,7 +158,7 @@ func decodeRecord(d *msgpack.Decoder, r *Record, key []byte) error {
 	return nil
 }
 
-func decodeField(d *msgpack.Decoder, r *Record, key string, strs *[9]stringField) error {
+func decodeField(d *msgpack.Decoder, r *Record, key string, strs *[11]stringField) error {
 	var err error
 	switch key {
 	case "v":
@@ -175,6 +185,8 @@ func decodeField(d *msgpack.Decoder, r *Record, key string, strs *[9]stringField
 		r.Cause, err = d.DecodeUint64()
 	case "dp":
 		r.Depth, err = d.DecodeUint8()
+	case "n":
+		r.Attempt, err = d.DecodeUint32()
 	default:
 		for _, s := range strs {
 			if s.key == key {

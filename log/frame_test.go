@@ -89,6 +89,7 @@ func TestRecordCodecMatchesReflection(t *testing.T) {
 			Value: []byte(long), Meta: bytes.Repeat([]byte{1}, 255)},
 		{V: RecordVersion, Kind: KindStreamSet, Stream: "s", Value: []byte(`1`), Cause: 1<<64 - 1, Depth: 8},
 		{V: RecordVersion, Kind: KindStateSet, Key: "k", Cause: 7},
+		{V: RecordVersion, Kind: KindJobFailed, Queue: "q", Job: "j1", Function: "f", Group: "g", Attempt: 70000, Value: []byte(`{}`)},
 	}
 	var key [8]byte
 	for i, rec := range recs {

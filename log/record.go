@@ -34,6 +34,12 @@ const (
 	KindStateSet
 	KindStateUpdate
 	KindStateDelete
+	KindJobEnqueued
+	KindJobFailed
+	KindJobDone
+	KindJobDead
+	KindJobRedriven
+	KindJobDiscarded
 	kindEnd
 )
 
@@ -56,6 +62,12 @@ var kindNames = [...]string{
 	KindStateSet:                "state.set",
 	KindStateUpdate:             "state.update",
 	KindStateDelete:             "state.delete",
+	KindJobEnqueued:             "queue.enqueued",
+	KindJobFailed:               "queue.failed",
+	KindJobDone:                 "queue.done",
+	KindJobDead:                 "queue.dead",
+	KindJobRedriven:             "queue.redriven",
+	KindJobDiscarded:            "queue.discarded",
 }
 
 // String returns the dotted name used by `iii replay --kind`.
@@ -109,6 +121,12 @@ func ParseKind(name string) (Kind, error) {
 //	state.set                 Scope, Key; Value: the new value
 //	state.update              Scope, Key; Value: the ops array
 //	state.delete              Scope, Key
+//	queue.enqueued            Queue, Job, Function, Group (FIFO message group); Value: payload; Meta: call metadata
+//	queue.failed              Queue, Job, Attempt; Value: {"error": <ErrorBody>, "retry_at": <Unix ns>}
+//	queue.done                Queue, Job, Attempt
+//	queue.dead                Queue, Job, Attempt; Value: {"error": <ErrorBody>} (moved to the dead-letter queue)
+//	queue.redriven            Queue, Job (back from the dead-letter queue, attempts reset)
+//	queue.discarded           Queue, Job (removed from the dead-letter queue)
 //
 // Worker is the connection's worker id (a UUID), or "engine" for functions and
 // trigger types the engine provides itself.
@@ -139,12 +157,17 @@ type Record struct {
 	Function    string `msgpack:"f,omitempty"`
 	Trigger     string `msgpack:"tr,omitempty"`
 	TriggerType string `msgpack:"tt,omitempty"`
+	Queue       string `msgpack:"q,omitempty"`
+	Job         string `msgpack:"j,omitempty"`
 
 	Value []byte `msgpack:"val,omitempty"`
 	Meta  []byte `msgpack:"m,omitempty"`
 
 	Cause uint64 `msgpack:"cz,omitempty"`
 	Depth uint8  `msgpack:"dp,omitempty"`
+
+	// Attempt numbers a queue job's delivery attempts from 1.
+	Attempt uint32 `msgpack:"n,omitempty"`
 }
 
 // EngineWorker is the Worker value of records about things the engine itself

@@ -20,11 +20,12 @@ type Model struct {
 	States   *States
 	Registry *Registry
 	Subs     *Subscriptions
+	Queues   *Queues
 }
 
 // NewModel returns an empty model.
 func NewModel() *Model {
-	return &Model{Streams: &Streams{}, States: &States{}, Registry: &Registry{}, Subs: &Subscriptions{}}
+	return &Model{Streams: &Streams{}, States: &States{}, Registry: &Registry{}, Subs: &Subscriptions{}, Queues: &Queues{}}
 }
 
 // Change is what one record did, as the projection that folded it reports.
@@ -32,6 +33,7 @@ type Change struct {
 	Stream   StreamChange
 	State    StateChange
 	Registry RegistryChange
+	Job      *Job // the queue job a queue.* record concerns (nil once done or discarded)
 }
 
 // folds maps every record kind to the projections that fold it. A kind
@@ -44,6 +46,11 @@ var folds = func() (t [256]func(m *Model, rec *log.Record) Change) {
 		ch := Change{Registry: m.Registry.Apply(rec)}
 		m.Subs.Apply(rec)
 		return ch
+	}
+	job := func(m *Model, rec *log.Record) Change { return Change{Job: m.Queues.Apply(rec)} }
+	for _, k := range []log.Kind{log.KindJobEnqueued, log.KindJobFailed, log.KindJobDone, log.KindJobDead,
+		log.KindJobRedriven, log.KindJobDiscarded} {
+		t[k] = job
 	}
 	for _, k := range []log.Kind{log.KindStreamSet, log.KindStreamUpdate, log.KindStreamDelete, log.KindStreamSend} {
 		t[k] = stream
@@ -77,8 +84,9 @@ func (m *Model) Apply(rec *log.Record) any { return m.Fold(rec) }
 
 // modelSnapshotVersion guards the layout Snapshot writes: a msgpack uint,
 // then one msgpack bytes blob per projection holding that projection's own
-// Snapshot output, in the order streams, states, registry, subscriptions.
-const modelSnapshotVersion = 1
+// Snapshot output, in the order streams, states, registry, subscriptions,
+// queues. Version 1 (before queues) is still read: its queues are empty.
+const modelSnapshotVersion = 2
 
 // Snapshot writes every projection as one snapshot, each as a
 // length-prefixed part so one projection's reader can never eat the next's.
@@ -107,10 +115,15 @@ func (m *Model) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("model snapshot: %w", err)
 	}
-	if v != modelSnapshotVersion {
-		return fmt.Errorf("model snapshot: layout version %d, this build reads %d", v, modelSnapshotVersion)
+	if v < 1 || v > modelSnapshotVersion {
+		return fmt.Errorf("model snapshot: layout version %d, this build reads 1 to %d", v, modelSnapshotVersion)
 	}
-	for _, p := range m.parts() {
+	parts := m.parts()
+	if v == 1 {
+		m.Queues = &Queues{}
+		parts = parts[:4]
+	}
+	for _, p := range parts {
 		b, err := dec.DecodeBytes()
 		if err != nil {
 			return fmt.Errorf("model snapshot: %w", err)
@@ -128,7 +141,7 @@ type snapshotter interface {
 }
 
 func (m *Model) parts() []snapshotter {
-	return []snapshotter{m.Streams, m.States, m.Registry, m.Subs}
+	return []snapshotter{m.Streams, m.States, m.Registry, m.Subs, m.Queues}
 }
 
 // Item is one stream item.
