@@ -103,6 +103,9 @@ func (e *Engine) registerBuiltins() {
 	if e.cfg.State != nil {
 		e.registerStateFunctions()
 	}
+	if e.queues != nil {
+		e.registerQueueFunctions()
+	}
 }
 
 func nullResult(*builtinCall) callOutcome { return resultOf(json.RawMessage("null")) }

@@ -49,6 +49,7 @@ type Engine struct {
 	sessions map[string]*session // live worker connections by worker id
 
 	fan       *fanout
+	queues    *queues // nil without the queue module
 	channels  *channels
 	stopSweep chan struct{}
 	streams   *streamPort
@@ -81,6 +82,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		sessions:     map[string]*session{},
 	}
 	e.fan = newFanout(e)
+	if cfg.Queue != nil {
+		e.queues = newQueues(e, cfg.Queue)
+	}
 	e.channels = newChannels(e.logger, cfg.Engine.ChannelBufferBytes)
 	e.registerBuiltins()
 
@@ -126,6 +130,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 	e.stopSweep = make(chan struct{})
 	go e.sweepChannels()
+	if e.queues != nil {
+		go e.queues.run()
+	}
 	return e, nil
 }
 
@@ -205,6 +212,15 @@ func logLocation(cfg *config.Config, dataDir string) (dir string, inMemory bool)
 		anyStore = true
 		if s.StoreMethod != "in_memory" {
 			anyDisk = true
+		}
+	}
+	if q := cfg.Queue; q != nil {
+		anyStore = true
+		if q.StoreMethod != "in_memory" {
+			anyDisk = true
+			if q.FilePath != "" && (cfg.Stream == nil || cfg.Stream.FilePath == "") {
+				dir = q.FilePath
+			}
 		}
 	}
 	return dir, anyStore && !anyDisk
@@ -317,6 +333,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		errs = append(errs, e.exec.Stop(ctx))
 	}
 	close(e.stopSweep)
+	if e.queues != nil {
+		close(e.queues.stop)
+		<-e.queues.done
+	}
 	e.closeServers()
 	e.fan.stop()
 	// A snapshot at shutdown makes the next start replay nothing.

@@ -87,6 +87,13 @@ func newFanout(e *Engine) *fanout {
 // after each durable record is applied.
 func (f *fanout) deliver(rec *log.Record, res projections.Change) {
 	from := cause{trigger: rec.Cause, depth: rec.Depth}
+	if q := f.e.queues; q != nil {
+		switch rec.Kind {
+		// A new job, or a worker (and its functions) that jobs may wait for.
+		case log.KindJobEnqueued, log.KindJobRedriven, log.KindFunctionRegistered, log.KindTriggerRegistered:
+			q.poke()
+		}
+	}
 	switch rec.Kind {
 	case log.KindStreamSet, log.KindStreamUpdate:
 		f.streamEvent(from, rec.Time, rec.Stream, rec.Group, rec.Item, true, changeType(res.Stream.Existed), res.Stream.New)

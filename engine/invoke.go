@@ -153,7 +153,11 @@ func (s *session) invoke(m *wire.Message) {
 		return
 	}
 	if m.Action == wire.ActionEnqueue {
-		s.reply(replyID, fid, failure(codeEnqueueError, "No queue provider is installed. Add the iii-queue module to use action enqueue."), m.Traceparent, m.Baggage)
+		if e.queues == nil {
+			s.reply(replyID, fid, failure(codeEnqueueError, "No queue provider is installed. Add the iii-queue module to use action enqueue."), m.Traceparent, m.Baggage)
+			return
+		}
+		e.queues.enqueue(s, m, replyID)
 		return
 	}
 	t, ok := e.lookup(fid)

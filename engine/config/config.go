@@ -51,6 +51,9 @@ type Config struct {
 	State *State
 	// Exec is the exec module, nil when the file does not list it.
 	Exec *Exec
+	// Queue is the queue module (iii-queue), nil when the file does not
+	// list it.
+	Queue *Queue
 	// Engine holds this engine's own settings (top-level `engine:` key).
 	Engine Engine
 	// Ignored names, in file order, the listed workers this engine knows
@@ -151,6 +154,49 @@ type Exec struct {
 	Commands []string
 	// Watch are glob patterns whose matching files restart the pipeline.
 	Watch []string
+}
+
+// Queue is the queue module (iii-queue): named queues whose every job
+// change is a record in the engine's log.
+type Queue struct {
+	// Queues are the named queues by name; "default" always exists.
+	Queues map[string]QueueConfig
+	// StoreMethod is StoreFileBased or StoreInMemory (default in_memory).
+	StoreMethod string
+	// FilePath is the adapter's file_path; "" if not given.
+	FilePath string
+}
+
+// Queue types.
+const (
+	QueueStandard = "standard"
+	QueueFIFO     = "fifo"
+)
+
+// QueueConfig is one named queue's settings.
+type QueueConfig struct {
+	// MaxRetries is the number of delivery attempts in all (0 acts as 1)
+	// before a job moves to the dead-letter queue (default 3).
+	MaxRetries int
+	// Concurrency bounds deliveries in flight (default 10; one per message
+	// group for fifo).
+	Concurrency int
+	// Type is QueueStandard or QueueFIFO.
+	Type string
+	// MessageGroupField names the payload field whose value groups FIFO
+	// messages; required for fifo.
+	MessageGroupField string
+	// BackoffMS is the base of the exponential retry delay:
+	// BackoffMS × 2^(attempt−1) (default 1000).
+	BackoffMS int
+	// PollIntervalMS is how often the queue looks for due retries when
+	// nothing else wakes it (default 100).
+	PollIntervalMS int
+}
+
+// DefaultQueueConfig is a queue with every setting at its default.
+func DefaultQueueConfig() QueueConfig {
+	return QueueConfig{MaxRetries: 3, Concurrency: 10, Type: QueueStandard, BackoffMS: 1000, PollIntervalMS: 100}
 }
 
 // Engine holds this engine's own settings, read from the top-level

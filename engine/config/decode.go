@@ -139,6 +139,7 @@ const (
 	workerStream  = "iii-stream"
 	workerState   = "iii-state"
 	workerExec    = "iii-exec"
+	workerQueue   = "iii-queue"
 )
 
 // workerNames maps every accepted `name:` to its canonical worker name.
@@ -158,8 +159,8 @@ var workerNames = map[string]string{
 	"pubsub":               "iii-pubsub",
 	"iii-cron":             "iii-cron",
 	"cron":                 "iii-cron",
-	"iii-queue":            "iii-queue",
-	"queue":                "iii-queue",
+	workerQueue:            workerQueue,
+	"queue":                workerQueue,
 	"iii-observability":    "iii-observability",
 	"iii-http-functions":   "iii-http-functions",
 	"iii-bridge":           "iii-bridge",
@@ -177,7 +178,7 @@ var workerClasses = map[string]string{
 	"modules::api::RestApiModule":                  "iii-http",
 	"modules::pubsub::PubSubModule":                "iii-pubsub",
 	"modules::cron::CronModule":                    "iii-cron",
-	"modules::queue::QueueModule":                  "iii-queue",
+	"modules::queue::QueueModule":                  workerQueue,
 	"modules::observability::OtelModule":           "iii-observability",
 	"modules::http_functions::HttpFunctionsModule": "iii-http-functions",
 	"modules::bridge_client::BridgeClientModule":   "iii-bridge",
@@ -245,7 +246,7 @@ func (b *builder) entry(n *yaml.Node, key string) error {
 		if short(prev.spelling) != short(spelling) {
 			return d.fail(n, key, "%s and %s (line %d) name the same worker; list it once", spelling, prev.spelling, prev.line)
 		}
-		if canon == workerStream || canon == workerState || canon == workerExec {
+		if canon == workerStream || canon == workerState || canon == workerExec || canon == workerQueue {
 			return d.fail(n, key, "%s is listed twice (first at line %d); only one is supported", canon, prev.line)
 		}
 	} else {
@@ -270,6 +271,8 @@ func (b *builder) entry(n *yaml.Node, key string) error {
 		b.cfg.State, err = d.state(conf, ckey)
 	case workerExec:
 		b.cfg.Exec, err = d.exec(conf, ckey)
+	case workerQueue:
+		b.cfg.Queue, err = d.queue(conf, ckey)
 	default:
 		b.cfg.Ignored = append(b.cfg.Ignored, canon)
 		d.warn(n, key, "%s is not implemented by this engine; entry ignored", canon)
@@ -681,4 +684,131 @@ func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
 		}
 	}
 	return e, nil
+}
+
+// queue decodes an iii-queue config block (strict): queue_configs and the
+// builtin adapter. A `default` queue always exists.
+func (d *decoder) queue(n *yaml.Node, key string) (*Queue, error) {
+	q := &Queue{Queues: map[string]QueueConfig{}, StoreMethod: StoreInMemory}
+	m, err := d.mapping(n, key, "queue_configs", "adapter")
+	if err != nil {
+		return nil, err
+	}
+	if v := m["adapter"]; v != nil && !isNull(v) {
+		if q.StoreMethod, q.FilePath, err = d.queueAdapter(v, key+".adapter"); err != nil {
+			return nil, err
+		}
+	}
+	if v := m["queue_configs"]; v != nil && !isNull(v) {
+		qs, err := d.mapping(v, key+".queue_configs")
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range sortedKeys(qs) {
+			if q.Queues[name], err = d.queueConfig(qs[name], key+".queue_configs."+name, name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if _, ok := q.Queues["default"]; !ok {
+		q.Queues["default"] = DefaultQueueConfig()
+	}
+	return q, nil
+}
+
+func (d *decoder) queueConfig(n *yaml.Node, key, name string) (QueueConfig, error) {
+	c := DefaultQueueConfig()
+	m, err := d.mapping(n, key, "max_retries", "concurrency", "type", "message_group_field", "backoff_ms",
+		"poll_interval_ms", "max_priority", "priority_field")
+	if err != nil {
+		return c, err
+	}
+	for _, f := range []struct {
+		k   string
+		dst *int
+		min int
+	}{{"max_retries", &c.MaxRetries, 0}, {"concurrency", &c.Concurrency, 1}, {"backoff_ms", &c.BackoffMS, 0}, {"poll_interval_ms", &c.PollIntervalMS, 1}} {
+		if v := m[f.k]; v != nil {
+			if *f.dst, err = d.integer(v, key+"."+f.k, f.min, maxInt); err != nil {
+				return c, err
+			}
+		}
+	}
+	if v := m["type"]; v != nil {
+		if c.Type, err = d.str(v, key+".type"); err != nil {
+			return c, err
+		}
+		if c.Type != QueueStandard && c.Type != QueueFIFO {
+			return c, d.fail(v, key+".type", "Queue '%s' has invalid type '%s'. Must be 'standard' or 'fifo'", name, c.Type)
+		}
+	}
+	if v := m["message_group_field"]; v != nil && !isNull(v) {
+		if c.MessageGroupField, err = d.str(v, key+".message_group_field"); err != nil {
+			return c, err
+		}
+	}
+	if c.Type == QueueFIFO && c.MessageGroupField == "" {
+		return c, d.fail(n, key, "Queue '%s' is of type 'fifo' but 'message_group_field' is not set", name)
+	}
+	// RabbitMQ's priority settings are accepted for upstream compatibility
+	// and have no effect on the builtin queue.
+	for _, k := range []string{"max_priority", "priority_field"} {
+		if v := m[k]; v != nil {
+			d.warn(v, key+"."+k, "%s only applies to the RabbitMQ adapter; ignored", k)
+		}
+	}
+	return c, nil
+}
+
+// queueAdapter decodes the queue's adapter: builtin only, whose store is
+// the engine's log (file_based: on disk; in_memory: in memory).
+func (d *decoder) queueAdapter(n *yaml.Node, key string) (method, path string, err error) {
+	method = StoreInMemory
+	m, err := d.mapping(n, key, "name", "config")
+	if err != nil {
+		return "", "", err
+	}
+	name := "builtin"
+	if v := m["name"]; v != nil {
+		if name, err = d.str(v, key+".name"); err != nil {
+			return "", "", err
+		}
+	}
+	switch name {
+	case "builtin":
+	case "redis", "rabbitmq", "bridge":
+		return "", "", d.fail(n, key+".name", "the %s queue adapter is not supported: the builtin queue keeps every job in the engine's log; to share queues between machines, run several engines on one NATS JetStream log (engine.cluster)", name)
+	default:
+		return "", "", d.fail(n, key+".name", "unknown queue adapter %q (expected builtin)", name)
+	}
+	conf := m["config"]
+	if conf == nil || isNull(conf) {
+		return method, "", nil
+	}
+	ckey := key + ".config"
+	c, err := d.mapping(conf, ckey, "store_method", "file_path", "save_interval_ms")
+	if err != nil {
+		return "", "", err
+	}
+	if v := c["store_method"]; v != nil {
+		if method, err = d.str(v, ckey+".store_method"); err != nil {
+			return "", "", err
+		}
+		if method != StoreFileBased && method != StoreInMemory {
+			return "", "", d.fail(v, ckey+".store_method", "expected file_based or in_memory, got %q", method)
+		}
+	}
+	if v := c["file_path"]; v != nil && !isNull(v) {
+		if path, err = d.str(v, ckey+".file_path"); err != nil {
+			return "", "", err
+		}
+	}
+	if v := c["save_interval_ms"]; v != nil {
+		// Accepted for upstream compatibility: every job change is a log
+		// record, durable before it is acknowledged.
+		if _, err := d.integer(v, ckey+".save_interval_ms", 0, maxInt); err != nil {
+			return "", "", err
+		}
+	}
+	return method, path, nil
 }
