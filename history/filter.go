@@ -17,7 +17,7 @@ import (
 // fields, zero indexes and zero times mean "any". A Filter decodes from the
 // JSON object an engine::history::query call carries, with the same names
 // as the command-line flags: stream, group, item, kind, worker, function,
-// from_index, to_index, since, until, limit.
+// queue, job, from_index, to_index, since, until, limit.
 type Filter struct {
 	// Stream, Group and Item match the record fields of the same name
 	// (stream.* records only carry them).
@@ -27,6 +27,9 @@ type Filter struct {
 	// Worker and Function match the worker id and function id a registry
 	// record names.
 	Worker, Function string
+	// Queue and Job match a queue record's queue and job id (a job's
+	// messageReceiptId): --job shows one job's whole life.
+	Queue, Job string
 	// FromIndex and ToIndex bound the record index, both inclusive.
 	FromIndex, ToIndex uint64
 	// Since and Until bound the record time, both inclusive.
@@ -40,6 +43,7 @@ type Filter struct {
 // are RFC 3339 times or durations before now (see ParseTime).
 type FilterSpec struct {
 	Stream, Group, Item, Kind, Worker, Function string
+	Queue, Job                                  string
 	FromIndex, ToIndex                          string
 	Since, Until                                string
 	Limit                                       string
@@ -48,7 +52,7 @@ type FilterSpec struct {
 // ParseFilter checks and converts a FilterSpec. Relative times are taken
 // back from now. The error names the offending field in one line.
 func ParseFilter(s FilterSpec, now time.Time) (Filter, error) {
-	f := Filter{Stream: s.Stream, Group: s.Group, Item: s.Item, Worker: s.Worker, Function: s.Function}
+	f := Filter{Stream: s.Stream, Group: s.Group, Item: s.Item, Worker: s.Worker, Function: s.Function, Queue: s.Queue, Job: s.Job}
 	var err error
 	if f.Kinds, err = ParseKinds(s.Kind); err != nil {
 		return Filter{}, err
@@ -166,6 +170,8 @@ type filterJSON struct {
 	Kind      string `json:"kind"`
 	Worker    string `json:"worker"`
 	Function  string `json:"function"`
+	Queue     string `json:"queue"`
+	Job       string `json:"job"`
 	FromIndex uint64 `json:"from_index"`
 	ToIndex   uint64 `json:"to_index"`
 	Since     string `json:"since"`
@@ -188,7 +194,7 @@ func (f *Filter) UnmarshalJSON(b []byte) error {
 	}
 	nf, err := ParseFilter(FilterSpec{
 		Stream: j.Stream, Group: j.Group, Item: j.Item, Kind: j.Kind, Worker: j.Worker, Function: j.Function,
-		Since: j.Since, Until: j.Until,
+		Queue: j.Queue, Job: j.Job, Since: j.Since, Until: j.Until,
 	}, time.Now())
 	if err != nil {
 		return err
@@ -204,17 +210,17 @@ func (f *Filter) UnmarshalJSON(b []byte) error {
 // Matcher is a Filter compiled for a read loop: no allocation, no
 // time.Time arithmetic, one table lookup for the kind.
 type Matcher struct {
-	stream, group, item, worker, function string
-	anyKind                               bool
-	kinds                                 [256]bool
-	from, to                              uint64
-	since, until                          int64
+	stream, group, item, worker, function, queue, job string
+	anyKind                                           bool
+	kinds                                             [256]bool
+	from, to                                          uint64
+	since, until                                      int64
 }
 
 // Compile prepares f for a read loop.
 func (f *Filter) Compile() *Matcher {
 	m := &Matcher{
-		stream: f.Stream, group: f.Group, item: f.Item, worker: f.Worker, function: f.Function,
+		stream: f.Stream, group: f.Group, item: f.Item, worker: f.Worker, function: f.Function, queue: f.Queue, job: f.Job,
 		anyKind: len(f.Kinds) == 0,
 		from:    max(f.FromIndex, 1), to: f.ToIndex,
 		since: math.MinInt64, until: math.MaxInt64,
@@ -254,5 +260,7 @@ func (m *Matcher) Match(rec *log.Record) bool {
 		(m.group == "" || rec.Group == m.group) &&
 		(m.item == "" || rec.Item == m.item) &&
 		(m.worker == "" || rec.Worker == m.worker) &&
-		(m.function == "" || rec.Function == m.function)
+		(m.function == "" || rec.Function == m.function) &&
+		(m.queue == "" || rec.Queue == m.queue) &&
+		(m.job == "" || rec.Job == m.job)
 }

@@ -29,6 +29,9 @@ func memLog(t *testing.T) *log.Log {
 	for _, item := range []string{"a0", "a1", "a2", "a3", "a4"} {
 		recs = append(recs, &log.Record{Kind: log.KindStreamSet, Stream: "s", Group: "g", Item: item, Value: []byte(`1`)})
 	}
+	recs = append(recs, &log.Record{Kind: log.KindJobEnqueued, Queue: "q", Job: "j1", Function: "f"},
+		&log.Record{Kind: log.KindJobEnqueued, Queue: "q", Job: "j2", Function: "f"},
+		&log.Record{Kind: log.KindJobDone, Queue: "q", Job: "j1", Attempt: 1})
 	if _, err := l.AppendBatch(recs); err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +49,14 @@ func TestQueryLiveLog(t *testing.T) {
 	}{
 		{"every stream record", Filter{Stream: "s"}, 0, "a0 a1 a2 a3 a4", nil},
 		{"kind", Filter{Kinds: []log.Kind{log.KindWorkerConnected}}, 0, "", nil},
+		{"every stream record, not the jobs", Filter{Kinds: []log.Kind{log.KindStreamSet}}, 0, "a0 a1 a2 a3 a4", nil},
 		{"index bounds", Filter{FromIndex: 3, ToIndex: 4}, 0, "a1 a2", nil},
 		{"limit", Filter{Stream: "s"}, 2, "a0 a1", nil},
 		{"filter limit below the caller's", Filter{Stream: "s", Limit: 1}, 2, "a0", nil},
-		{"from past the end", Filter{FromIndex: 7}, 0, "from_index 7 is past the end of the log (last index 6)", ErrPastEnd},
-		{"to past the end", Filter{ToIndex: 9}, 0, "to_index 9 is past the end of the log (last index 6)", ErrPastEnd},
+		{"one job's life", Filter{Job: "j1"}, 0, "j1:queue.enqueued j1:queue.done", nil},
+		{"a queue family", Filter{Queue: "q", Kinds: []log.Kind{log.KindJobEnqueued}}, 0, "j1:queue.enqueued j2:queue.enqueued", nil},
+		{"from past the end", Filter{FromIndex: 10}, 0, "from_index 10 is past the end of the log (last index 9)", ErrPastEnd},
+		{"to past the end", Filter{ToIndex: 12}, 0, "to_index 12 is past the end of the log (last index 9)", ErrPastEnd},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +72,11 @@ func TestQueryLiveLog(t *testing.T) {
 			}
 			var items []string
 			for _, r := range rows {
-				items = append(items, r.Item)
+				if r.Job != "" {
+					items = append(items, r.Job+":"+r.Kind)
+				} else {
+					items = append(items, r.Item)
+				}
 			}
 			if got := strings.Join(items, " "); got != tt.want {
 				t.Fatalf("items %q, want %q", got, tt.want)
@@ -78,7 +88,7 @@ func TestQueryLiveLog(t *testing.T) {
 func TestSelectSeesEveryIndexRead(t *testing.T) {
 	var seen []uint64
 	err := Select(LiveLog(memLog(t)), Filter{Item: "a2"}, func(i uint64) { seen = append(seen, i) }, func(*log.Record) error { return nil })
-	if err != nil || len(seen) != 6 {
-		t.Fatalf("seen %v, %v; want the 6 indexes read", seen, err)
+	if err != nil || len(seen) != 9 {
+		t.Fatalf("seen %v, %v; want the 9 indexes read", seen, err)
 	}
 }

@@ -71,11 +71,16 @@ func (j *JSONWriter) appendRecord(b []byte, rec *log.Record) []byte {
 		{`,"stream":`, rec.Stream}, {`,"group":`, rec.Group}, {`,"item":`, rec.Item},
 		{`,"scope":`, rec.Scope}, {`,"key":`, rec.Key}, {`,"worker":`, rec.Worker},
 		{`,"function":`, rec.Function}, {`,"trigger":`, rec.Trigger}, {`,"trigger_type":`, rec.TriggerType},
+		{`,"queue":`, rec.Queue}, {`,"job":`, rec.Job},
 	} {
 		if f.v != "" {
 			b = append(b, f.name...)
 			b = jsontext.AppendString(b, f.v)
 		}
+	}
+	if rec.Attempt != 0 {
+		b = append(b, `,"attempt":`...)
+		b = strconv.AppendUint(b, uint64(rec.Attempt), 10)
 	}
 	if len(rec.Value) > 0 {
 		b = append(b, `,"value":`...)

@@ -20,7 +20,8 @@ const replayUsage = `usage:
   iii replay [--data-dir DIR | --log-dir DIR] [filters] [--limit N] [--follow] [--format table|json]
   iii replay --at INDEX|TIME [--data-dir DIR | --log-dir DIR] [--format table|json]
   iii replay diff --from INDEX|TIME [--to INDEX|TIME] [--data-dir DIR | --log-dir DIR] [--format table|json]
-filters: --stream S --group G --item I --kind K[,K...] --worker W --function F
+filters: --stream S --group G --item I --kind K[,K...] (or family.*, e.g. queue.*)
+         --worker W --function F --queue Q --job ID
          --from-index N --to-index N --since T --until T
 TIME is RFC 3339 (2026-11-29T10:42:00Z) or a duration before now (15m, 2h).
 --at prints the streams, state and registry as of that record; diff lists the
@@ -35,7 +36,7 @@ directory itself (the stream module's file_path); default ./data.
 func runReplay(args []string) int {
 	fl, err := parseFlags(args, map[string]bool{
 		"data-dir": true, "log-dir": true, "format": true, "limit": true,
-		"stream": true, "group": true, "item": true, "kind": true, "worker": true, "function": true,
+		"stream": true, "group": true, "item": true, "kind": true, "worker": true, "function": true, "queue": true, "job": true,
 		"from-index": true, "to-index": true, "since": true, "until": true,
 		"at": true, "from": true, "to": true,
 	}, map[string]bool{"follow": true, "help": true, "h": true})
@@ -57,7 +58,7 @@ func runReplay(args []string) int {
 	if format != "" && format != "table" && format != "json" {
 		return replayUsageError(fmt.Errorf("--format must be table or json, got %q", format))
 	}
-	hasFilter := fl.get("stream", "group", "item", "kind", "worker", "function",
+	hasFilter := fl.get("stream", "group", "item", "kind", "worker", "function", "queue", "job",
 		"from-index", "to-index", "since", "until", "limit") != ""
 	at := fl.get("at")
 	switch {
@@ -92,7 +93,7 @@ func runReplay(args []string) int {
 	default:
 		filter, err = history.ParseFilter(history.FilterSpec{
 			Stream: fl.get("stream"), Group: fl.get("group"), Item: fl.get("item"), Kind: fl.get("kind"),
-			Worker: fl.get("worker"), Function: fl.get("function"),
+			Worker: fl.get("worker"), Function: fl.get("function"), Queue: fl.get("queue"), Job: fl.get("job"),
 			FromIndex: fl.get("from-index"), ToIndex: fl.get("to-index"),
 			Since: fl.get("since"), Until: fl.get("until"), Limit: fl.get("limit"),
 		}, now)
