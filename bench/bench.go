@@ -21,7 +21,7 @@ import (
 
 // Scenarios lists the scenario names Options.Scenario accepts, in the
 // order Run runs them.
-var Scenarios = []string{"invoke", "set", "store", "fanout", "replay", "memory", "nats"}
+var Scenarios = []string{"invoke", "set", "store", "queue", "fanout", "replay", "memory", "nats"}
 
 // Targets is what the engine-side ("ours") measurements run against. A
 // zero field skips the measurements that need it; baselines always run.
@@ -114,6 +114,7 @@ type Summary struct {
 	ReplayRate   float64 // records/s log.Scan reads
 	VsNATSInvoke float64 // invoke calls/s, 64 in flight on 8 connections: engine ÷ NATS request/reply
 	VsNATSFanout float64 // deliveries/s at the largest fan-out: engine ÷ NATS
+	QueueRatio   float64 // jobs enqueued and handled/s: engine ÷ durable log appends (two records a job)
 }
 
 // Line is the machine-readable last line of the output.
@@ -124,8 +125,8 @@ func (s Summary) Line() string {
 		}
 		return fmt.Sprintf("%.*f", prec, v)
 	}
-	return fmt.Sprintf("bench: invoke_ratio=%s set_ratio=%s store_ratio=%s fanout_ratio=%s replay_rate=%s vs_nats_invoke=%s vs_nats_fanout=%s",
-		f(s.InvokeRatio, 3), f(s.SetRatio, 3), f(s.StoreRatio, 3), f(s.FanoutRatio, 3), f(s.ReplayRate, 0), f(s.VsNATSInvoke, 3), f(s.VsNATSFanout, 3))
+	return fmt.Sprintf("bench: invoke_ratio=%s set_ratio=%s store_ratio=%s fanout_ratio=%s replay_rate=%s vs_nats_invoke=%s vs_nats_fanout=%s queue_ratio=%s",
+		f(s.InvokeRatio, 3), f(s.SetRatio, 3), f(s.StoreRatio, 3), f(s.FanoutRatio, 3), f(s.ReplayRate, 0), f(s.VsNATSInvoke, 3), f(s.VsNATSFanout, 3), f(s.QueueRatio, 3))
 }
 
 // Report is everything a run measured.
@@ -201,6 +202,7 @@ func Run(ctx context.Context, t Targets, o Options) (*Report, error) {
 		"invoke": (*runner).invoke,
 		"set":    (*runner).set,
 		"store":  (*runner).store,
+		"queue":  (*runner).queue,
 		"fanout": (*runner).fanout,
 		"replay": (*runner).replay,
 		"memory": (*runner).memory,
@@ -214,7 +216,7 @@ func Run(ctx context.Context, t Targets, o Options) (*Report, error) {
 		run = []string{o.Scenario}
 	}
 	nan := math.NaN()
-	r := &runner{ctx: ctx, t: t, o: o, rep: &Report{Summary: Summary{nan, nan, nan, nan, nan, nan, nan}}}
+	r := &runner{ctx: ctx, t: t, o: o, rep: &Report{Summary: Summary{nan, nan, nan, nan, nan, nan, nan, nan}}}
 	for _, name := range run {
 		if err := ctx.Err(); err != nil {
 			return r.rep, err

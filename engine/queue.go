@@ -277,33 +277,104 @@ func failureValue(errBody json.RawMessage, retryAt int64) []byte {
 }
 
 // enqueue answers invokefunction with action enqueue: the job is recorded
-// (durably) before the receipt is sent.
+// (durably) before the receipt is sent. Validation runs here, on the
+// connection's read goroutine; the append runs on the session's enqueuer,
+// which keeps the connection's order and commits what queued up meanwhile
+// as one batch, so a producer need not wait an fsync per job.
 func (q *queues) enqueue(s *session, m *wire.Message, replyID string) {
-	e := q.e
 	fid, queue := m.FunctionID, m.Queue
-	reply := func(o callOutcome) {
-		if m.HasInvocationID {
-			s.reply(replyID, fid, o, m.Traceparent, m.Baggage)
-		}
-	}
+	req := enqueueReq{replyID: strings.Clone(replyID), fid: strings.Clone(fid), reply: m.HasInvocationID,
+		traceparent: strings.Clone(m.Traceparent), baggage: strings.Clone(m.Baggage)}
 	c, ok := q.cfg.Queues[queue]
 	if !ok {
-		reply(failure(codeEnqueueError, "Queue '"+queue+"' not found"))
+		s.answerEnqueue(req, failure(codeEnqueueError, "Queue '"+queue+"' not found"))
 		return
 	}
 	group, msg := fifoGroup(queue, c, m.Data)
 	if msg != "" {
-		reply(failure(codeEnqueueError, msg))
+		s.answerEnqueue(req, failure(codeEnqueueError, msg))
 		return
 	}
-	id := newUUID()
-	rec := &log.Record{Kind: log.KindJobEnqueued, Queue: strings.Clone(queue), Job: id, Function: strings.Clone(fid), Group: group,
+	req.rec = &log.Record{Kind: log.KindJobEnqueued, Queue: strings.Clone(queue), Job: newUUID(), Function: req.fid, Group: group,
 		Value: bytes.Clone(rawOrNull(m.Data)), Meta: bytes.Clone(m.Metadata)}
-	if _, err := e.log.Append(rec); err != nil {
-		reply(failure(codeEnqueueError, "the job was not recorded: "+err.Error()))
-		return
+	s.enqueuer().submit(req)
+}
+
+// enqueueReq is one enqueue on its way to the log.
+type enqueueReq struct {
+	rec                  *log.Record
+	replyID, fid         string
+	traceparent, baggage string
+	reply                bool
+}
+
+func (s *session) answerEnqueue(r enqueueReq, o callOutcome) {
+	if r.reply {
+		s.reply(r.replyID, r.fid, o, r.traceparent, r.baggage)
 	}
-	reply(resultOf(json.RawMessage(`{"messageReceiptId":"` + id + `"}`)))
+}
+
+// enqueueBatch bounds the jobs one group commit takes from a connection.
+const enqueueBatch = 256
+
+// enqueuer appends one connection's enqueues in order.
+type enqueuer struct {
+	s  *session
+	ch chan enqueueReq
+}
+
+// enqueuer returns the session's enqueuer, starting it on first use.
+func (s *session) enqueuer() *enqueuer {
+	s.enqOnce.Do(func() {
+		s.enq = &enqueuer{s: s, ch: make(chan enqueueReq, enqueueBatch)}
+		go s.enq.run()
+	})
+	return s.enq
+}
+
+// submit hands a request over; it blocks (and so stops reading the
+// connection) while a full batch waits, which is the producer's
+// back-pressure.
+func (q *enqueuer) submit(r enqueueReq) {
+	select {
+	case q.ch <- r:
+	case <-q.s.conn.Done():
+	}
+}
+
+func (q *enqueuer) run() {
+	batch := make([]enqueueReq, 0, enqueueBatch)
+	recs := make([]*log.Record, 0, enqueueBatch)
+	for {
+		select {
+		case r := <-q.ch:
+			batch = append(batch[:0], r)
+		case <-q.s.conn.Done():
+			return // unanswered enqueues were not acknowledged: nothing is lost
+		}
+	more:
+		for len(batch) < enqueueBatch {
+			select {
+			case r := <-q.ch:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		recs = recs[:0]
+		for _, r := range batch {
+			recs = append(recs, r.rec)
+		}
+		_, err := q.s.e.log.AppendBatch(recs)
+		for _, r := range batch {
+			if err != nil {
+				q.s.answerEnqueue(r, failure(codeEnqueueError, "the job was not recorded: "+err.Error()))
+			} else {
+				q.s.answerEnqueue(r, resultOf(json.RawMessage(`{"messageReceiptId":"`+r.rec.Job+`"}`)))
+			}
+		}
+		clear(batch)
+	}
 }
 
 // fifoGroup reads the message group of a FIFO queue's payload; msg is the

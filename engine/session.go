@@ -30,6 +30,9 @@ type session struct {
 
 	openChannels atomic.Int32 // data channels an untrusted session created that have not ended
 
+	enqOnce sync.Once
+	enq     *enqueuer // this connection's queue enqueues, in order (queue.go)
+
 	msg wire.Message // decode buffer, reused: frames are read one at a time
 
 	mu        sync.Mutex

@@ -23,13 +23,13 @@ const benchUsage = `usage:
 Runs the throughput benchmarks against an engine started in this process on
 free loopback ports with a temporary data directory, each next to its raw
 baseline. --duration is the length of each measured run (default 3s);
---scenario runs one of: invoke, set, store, fanout, replay, memory, nats.
+--scenario runs one of: invoke, set, store, queue, fanout, replay, memory, nats.
 The last line of the output is machine-readable (bench: key=value ...).
 `
 
 // benchNeedsEngine lists the scenarios that load the running engine
 // (replay starts its own).
-var benchNeedsEngine = map[string]bool{"": true, "invoke": true, "set": true, "fanout": true, "memory": true, "nats": true}
+var benchNeedsEngine = map[string]bool{"": true, "invoke": true, "set": true, "queue": true, "fanout": true, "memory": true, "nats": true}
 
 // runBench is `iii bench`. Exit status 2 means bad arguments, 1 that the
 // engine could not start (the baselines are still reported); slow numbers
@@ -111,6 +111,9 @@ func startBenchEngine(logDir string, logger *slog.Logger) (string, func() error,
 	cfg.Listeners[0].Host, cfg.Listeners[0].Port = "127.0.0.1", workerPort
 	cfg.Stream.Host, cfg.Stream.Port, cfg.Stream.FilePath = "127.0.0.1", streamPort, logDir
 	cfg.Engine.Sync = "always"
+	bq := config.DefaultQueueConfig()
+	bq.Concurrency = 64
+	cfg.Queue = &config.Queue{StoreMethod: config.StoreFileBased, Queues: map[string]config.QueueConfig{"default": config.DefaultQueueConfig(), "bench": bq}}
 	e, err := engine.New(cfg, engine.Options{DataDir: filepath.Dir(logDir), Logger: logger})
 	if err != nil {
 		return "", nil, err
