@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-var summaryLine = regexp.MustCompile(`^bench: invoke_ratio=(\S+) set_ratio=(\S+) store_ratio=(\S+) fanout_ratio=(\S+) replay_rate=(\S+) vs_nats_invoke=(\S+) vs_nats_fanout=(\S+)$`)
+var summaryLine = regexp.MustCompile(`^bench: invoke_ratio=(\S+) set_ratio=(\S+) store_ratio=(\S+) fanout_ratio=(\S+) replay_rate=(\S+) vs_nats_invoke=(\S+) vs_nats_fanout=(\S+) queue_ratio=(\S+)$`)
 
 var number = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 
@@ -24,6 +24,7 @@ func TestRunSmoke(t *testing.T) {
 		{"invoke", 0},
 		{"set", 0},
 		{"store", 3},
+		{"queue", 0},
 		{"fanout", 0},
 		{"replay", 5},
 		{"memory", 0},
