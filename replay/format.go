@@ -380,6 +380,8 @@ func subject(rec *log.Record) string {
 		return rec.Trigger
 	case log.KindTriggerTypeRegistered, log.KindTriggerTypeUnregistered:
 		return rec.TriggerType
+	case log.KindJobEnqueued, log.KindJobFailed, log.KindJobDone, log.KindJobDead, log.KindJobRedriven, log.KindJobDiscarded:
+		return rec.Queue + "/" + rec.Job
 	}
 	return ""
 }
@@ -397,6 +399,12 @@ func detail(rec *log.Record) string {
 	}
 	if rec.TriggerType != "" && rec.TriggerType != sub {
 		parts = append(parts, "type="+rec.TriggerType)
+	}
+	if rec.Attempt != 0 {
+		parts = append(parts, "attempt="+strconv.FormatUint(uint64(rec.Attempt), 10))
+	}
+	if rec.Group != "" && rec.Queue != "" {
+		parts = append(parts, "group="+rec.Group)
 	}
 	if len(rec.Value) > 0 {
 		parts = append(parts, compactText(rec.Value))
