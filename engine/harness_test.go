@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -132,7 +133,8 @@ func (c *client) send(v any) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if err := c.conn.Send(b); err != nil {
+	// A handler may still answer after its test closed the connection.
+	if err := c.conn.Send(b); err != nil && !errors.Is(err, wire.ErrClosed) {
 		c.t.Errorf("send: %v", err)
 	}
 }
