@@ -255,6 +255,7 @@ func (e *Engine) listen() error {
 		PingAfter:       e.cfg.Engine.PingAfter,
 		IdleTimeout:     e.cfg.Engine.IdleTimeout,
 		WriteDeadline:   e.cfg.Engine.WriteDeadline,
+		MaxConnections:  e.cfg.Engine.MaxConnections,
 		Telemetry:       true,
 		Route:           e.channels.route, // data channels, on every worker listener
 		Logger:          e.logger,

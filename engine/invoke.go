@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,6 +92,7 @@ func (c *call) finish(o callOutcome) {
 	case c.done != nil:
 		c.done <- o
 	case c.caller != nil:
+		c.caller.pending.Add(-1)
 		c.caller.reply(c.callerID, c.callerFn, o, c.traceparent, c.baggage)
 	}
 }
@@ -176,6 +178,12 @@ func (s *session) invoke(m *wire.Message) {
 	// Decoded strings live in the connection's decode buffer: the call keeps copies.
 	c := &call{callerID: strings.Clone(m.InvocationID), callerFn: strings.Clone(fid), traceparent: strings.Clone(m.Traceparent), baggage: strings.Clone(m.Baggage)}
 	if wantsReply {
+		if max := e.cfg.Engine.MaxPendingCalls; s.pending.Add(1) > int32(max) {
+			s.pending.Add(-1)
+			s.reply(replyID, fid, failure(codeLimitExceeded, "this connection already has "+strconv.Itoa(max)+
+				" calls waiting for a result (engine.max_pending_calls)"), m.Traceparent, m.Baggage)
+			return
+		}
 		c.caller = s
 	} else {
 		c.quietFailure = true
@@ -276,6 +284,11 @@ func (e *Engine) call(functionID string, data, metadata json.RawMessage) callOut
 // callTraced is call with a traceparent on the invocation (trigger firings
 // mark their calls with one, see cause.go).
 func (e *Engine) callTraced(functionID string, data, metadata json.RawMessage, traceparent string) callOutcome {
+	return e.callWithin(functionID, data, metadata, traceparent, e.cfg.Engine.CallTimeout)
+}
+
+// callWithin is callTraced with its own timeout (the auth function's).
+func (e *Engine) callWithin(functionID string, data, metadata json.RawMessage, traceparent string, timeout time.Duration) callOutcome {
 	t, ok := e.lookup(functionID)
 	if !ok {
 		return failure(codeFunctionNotFound, "Function "+functionID+" not found")
@@ -296,7 +309,6 @@ func (e *Engine) callTraced(functionID string, data, metadata json.RawMessage, t
 		Metadata:     metadata,
 		Traceparent:  traceparent,
 	}))
-	timeout := e.cfg.Engine.CallTimeout
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {

@@ -51,7 +51,7 @@ func (e *Engine) authenticate(lc *config.Listener, c *wire.Conn) (*grants, *call
 		"query_params": decodeQuery(c.RawQuery()),
 		"ip_address":   c.RemoteIP(),
 	})
-	o := e.call(r.AuthFunctionID, input, nil)
+	o := e.callWithin(r.AuthFunctionID, input, nil, "", min(e.cfg.Engine.AuthTimeout, e.cfg.Engine.CallTimeout))
 	if o.failed() {
 		msg := o.errorMessage()
 		if o.err != nil && o.err.Code == codeTimeout {

@@ -307,3 +307,20 @@ func TestListenerOrigins(t *testing.T) {
 		}
 	}
 }
+
+func TestPendingCallsPerConnection(t *testing.T) {
+	e := startEngine(t, nil, func(c *config.Config) { c.Engine.MaxPendingCalls = 2 })
+	w := dial(t, e.url(0))
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	w.serve("slow::op", func(json.RawMessage, frame) (any, error) { <-hold; return nil, nil })
+	w.sync()
+	c := dial(t, e.url(0))
+	for _, id := range []string{"p1", "p2", "p3"} {
+		c.send(map[string]any{"type": "invokefunction", "invocation_id": id, "function_id": "slow::op", "data": map[string]any{}})
+	}
+	r := c.next("invocationresult", func(f frame) bool { return f.str("invocation_id") == "p3" })
+	if errorCode(r) != codeLimitExceeded {
+		t.Fatalf("third call: %v", r)
+	}
+}

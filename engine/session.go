@@ -30,6 +30,8 @@ type session struct {
 
 	openChannels atomic.Int32 // data channels an untrusted session created that have not ended
 
+	pending atomic.Int32 // calls this connection made that wait for a result
+
 	enqOnce sync.Once
 	enq     *enqueuer // this connection's queue enqueues, in order (queue.go)
 

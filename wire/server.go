@@ -67,6 +67,9 @@ type Options struct {
 	AllowOrigin func(origin string) bool
 	// Header holds extra upgrade request headers (Dial only).
 	Header http.Header
+	// MaxConnections bounds the open connections of a Server (every path);
+	// an upgrade beyond it is answered 503. 0 means no bound.
+	MaxConnections int
 	// Logger receives connection-level events. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -272,6 +275,16 @@ func (s *Server) upgrade(nc net.Conn) (*Conn, *gws.Conn) {
 		s.o.Logger.Debug("wire: origin refused", "remote", nc.RemoteAddr().String(), "path", req.URL.Path, "origin", origin)
 		s.refuse(nc, "403 Forbidden", fmt.Sprintf("origin %q is not allowed on this listener (allowed_origins)\n", clip(origin, 256)))
 		return nil, nil
+	}
+	if max := s.o.MaxConnections; max > 0 {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n >= max {
+			s.o.Logger.Warn("wire: connection refused: listener full", "addr", s.ln.Addr().String(), "max_connections", max)
+			s.refuse(nc, "503 Service Unavailable", fmt.Sprintf("this listener already holds %d connections (max_connections)\n", max))
+			return nil, nil
+		}
 	}
 	var h Handler
 	drain := false // /otel: upgraded without a Handler

@@ -822,3 +822,21 @@ func TestWriteDeadlineDropsAStalledPeer(t *testing.T) {
 		t.Fatalf("disconnected after %v; the write deadline is 200ms", el)
 	}
 }
+
+// A full listener answers 503 and keeps serving the connections it has.
+func TestMaxConnections(t *testing.T) {
+	srv := newRecorder()
+	s := startServer(t, srv, Options{MaxConnections: 2})
+	first := dialRaw(t, s, "/")
+	dialRaw(t, s, "/")
+	srv.nextOpen(t)
+	srv.nextOpen(t)
+	_, err := Dial(context.Background(), wsURL(s, "/"), nil, Options{})
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("third connection: %v, want a 503 refusal", err)
+	}
+	first.write(t, clientFrame(true, opText, []byte(`{"type":"ping"}`)))
+	if got := srv.nextMsg(t); got != `{"type":"ping"}` {
+		t.Fatalf("an admitted connection stopped working: %q", got)
+	}
+}

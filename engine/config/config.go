@@ -206,7 +206,7 @@ func DefaultQueueConfig() QueueConfig {
 // retain_bytes, retain_age (a Go duration such as "168h"), and the limits
 // max_json_depth, max_trigger_depth, channel_buffer_bytes,
 // channels_per_session, registrations_per_session, max_id_bytes,
-// max_metadata_bytes.
+// max_metadata_bytes, max_connections, max_pending_calls, auth_timeout_ms.
 type Engine struct {
 	// Sync is the durability policy: "always" (default), "interval", "never".
 	Sync string
@@ -256,6 +256,14 @@ type Engine struct {
 	// MaxMetadataBytes bounds registration metadata, trigger configs and
 	// worker metadata from untrusted sessions (default 64 KiB).
 	MaxMetadataBytes int
+	// MaxConnections bounds the open connections of each listener
+	// (default 10000); more are answered 503.
+	MaxConnections int
+	// MaxPendingCalls bounds the calls one connection may have waiting for
+	// a result (default 10000).
+	MaxPendingCalls int
+	// AuthTimeout bounds an RBAC listener's auth function call (default 5 s).
+	AuthTimeout time.Duration
 }
 
 // Error is a configuration problem located in the file.
@@ -293,7 +301,8 @@ func (e Engine) WithDefaults() Engine {
 		{&e.MaxJSONDepth, &d.MaxJSONDepth}, {&e.MaxTriggerDepth, &d.MaxTriggerDepth},
 		{&e.ChannelBufferBytes, &d.ChannelBufferBytes}, {&e.ChannelsPerSession, &d.ChannelsPerSession},
 		{&e.RegistrationsPerSession, &d.RegistrationsPerSession}, {&e.MaxIDBytes, &d.MaxIDBytes},
-		{&e.MaxMetadataBytes, &d.MaxMetadataBytes},
+		{&e.MaxMetadataBytes, &d.MaxMetadataBytes}, {&e.MaxConnections, &d.MaxConnections},
+		{&e.MaxPendingCalls, &d.MaxPendingCalls},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -304,7 +313,7 @@ func (e Engine) WithDefaults() Engine {
 	}
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&e.CallTimeout, &d.CallTimeout}, {&e.PingAfter, &d.PingAfter}, {&e.IdleTimeout, &d.IdleTimeout},
-		{&e.WriteDeadline, &d.WriteDeadline},
+		{&e.WriteDeadline, &d.WriteDeadline}, {&e.AuthTimeout, &d.AuthTimeout},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.def
@@ -334,6 +343,9 @@ func defaultEngine() Engine {
 		RegistrationsPerSession: 256,
 		MaxIDBytes:              256,
 		MaxMetadataBytes:        64 << 10,
+		MaxConnections:          10000,
+		MaxPendingCalls:         10000,
+		AuthTimeout:             5 * time.Second,
 	}
 }
 

@@ -94,6 +94,7 @@ func TestUpstreamStyle(t *testing.T) {
 			SnapshotEvery: 5000, RetainBytes: 1 << 30, RetainAge: 168 * time.Hour,
 			MaxJSONDepth: 64, MaxTriggerDepth: 4, ChannelBufferBytes: 1 << 20, ChannelsPerSession: 8,
 			RegistrationsPerSession: 100, MaxIDBytes: 128, MaxMetadataBytes: 4096,
+			MaxConnections: 10000, MaxPendingCalls: 10000, AuthTimeout: 5 * time.Second,
 		}},
 	}
 	for _, c := range checks {

@@ -603,7 +603,7 @@ func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
 		"send_queue_frames", "send_queue_bytes", "ping_after_ms", "idle_timeout_ms", "write_deadline_ms",
 		"snapshot_every", "retain_bytes", "retain_age",
 		"max_json_depth", "max_trigger_depth", "channel_buffer_bytes", "channels_per_session",
-		"registrations_per_session", "max_id_bytes", "max_metadata_bytes")
+		"registrations_per_session", "max_id_bytes", "max_metadata_bytes", "max_connections", "max_pending_calls", "auth_timeout_ms")
 	if err != nil {
 		return e, err
 	}
@@ -631,6 +631,8 @@ func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
 		{"registrations_per_session", &e.RegistrationsPerSession, maxInt},
 		{"max_id_bytes", &e.MaxIDBytes, maxInt},
 		{"max_metadata_bytes", &e.MaxMetadataBytes, maxInt},
+		{"max_connections", &e.MaxConnections, maxInt},
+		{"max_pending_calls", &e.MaxPendingCalls, maxInt},
 	}
 	for _, f := range ints {
 		if v := m[f.k]; v != nil {
@@ -647,6 +649,7 @@ func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
 		{"ping_after_ms", &e.PingAfter},
 		{"idle_timeout_ms", &e.IdleTimeout},
 		{"write_deadline_ms", &e.WriteDeadline},
+		{"auth_timeout_ms", &e.AuthTimeout},
 	}
 	for _, f := range durs {
 		if v := m[f.k]; v != nil {
