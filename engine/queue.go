@@ -115,16 +115,12 @@ func (q *queues) settingsOf(name string) (settings, bool) {
 	if c, ok := q.cfg.Queues[name]; ok {
 		return namedSettings(c), true
 	}
-	topic, fn, ok := strings.Cut(name, "::")
-	if !ok {
-		return settings{}, false
-	}
 	var st settings
 	found := false
 	q.e.view.mu.RLock()
 	for _, t := range q.e.view.Registry.TriggersOfType(durableSubscriber) {
 		var c subscriberConfig
-		if t.Function == fn && json.Unmarshal(t.Config, &c) == nil && c.Topic == topic {
+		if json.Unmarshal(t.Config, &c) == nil && c.Topic+"::"+t.Function == name {
 			st, found = topicSettings(t.Config), true
 		}
 	}
