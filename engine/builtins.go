@@ -106,6 +106,12 @@ func (e *Engine) registerBuiltins() {
 	if e.queues != nil {
 		e.registerQueueFunctions()
 	}
+	if e.http != nil {
+		e.builtinTypes["http"] = "iii-http"
+	}
+	if e.cfg.PubSub != nil {
+		e.registerPubSub()
+	}
 }
 
 func nullResult(*builtinCall) callOutcome { return resultOf(json.RawMessage("null")) }

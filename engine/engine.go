@@ -49,7 +49,8 @@ type Engine struct {
 	sessions map[string]*session // live worker connections by worker id
 
 	fan       *fanout
-	queues    *queues // nil without the queue module
+	queues    *queues     // nil without the queue module
+	http      *httpModule // nil without the http module
 	channels  *channels
 	stopSweep chan struct{}
 	streams   *streamPort
@@ -84,6 +85,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	e.fan = newFanout(e)
 	if cfg.Queue != nil {
 		e.queues = newQueues(e, cfg.Queue)
+	}
+	if cfg.HTTP != nil {
+		e.http = newHTTPModule(e, cfg.HTTP)
 	}
 	e.channels = newChannels(e.logger, cfg.Engine.ChannelBufferBytes)
 	e.registerBuiltins()
@@ -160,7 +164,17 @@ func checkPorts(cfg *config.Config) error {
 		}
 	}
 	if s := cfg.Stream; s != nil {
-		return tryListen(net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), 0, true)
+		if err := tryListen(net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), 0, true); err != nil {
+			return err
+		}
+	}
+	if h := cfg.HTTP; h != nil {
+		addr := net.JoinHostPort(h.Host, strconv.Itoa(h.Port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return &ListenError{Addr: addr, HTTP: true, Err: err}
+		}
+		ln.Close()
 	}
 	return nil
 }
@@ -178,15 +192,19 @@ func tryListen(addr string, listener int, stream bool) error {
 // line can say which flag moves it).
 type ListenError struct {
 	Addr     string
-	Listener int  // index of the worker listener in the config (Stream false)
+	Listener int  // index of the worker listener in the config (Stream and HTTP false)
 	Stream   bool // the stream module's port
+	HTTP     bool // the http module's port
 	Err      error
 }
 
 func (e *ListenError) Error() string {
 	what := "worker listener"
-	if e.Stream {
+	switch {
+	case e.Stream:
 		what = "stream port"
+	case e.HTTP:
+		what = "http port"
 	}
 	return fmt.Sprintf("cannot listen on %s (%s): %v", e.Addr, what, e.Err)
 }
@@ -273,6 +291,11 @@ func (e *Engine) listen() error {
 		e.servers = append(e.servers, srv)
 		e.logger.Info("worker listener bound", "addr", boundAddr(lc.Host, srv), "rbac", lc.RBAC != nil)
 	}
+	if e.http != nil {
+		if err := e.http.listen(); err != nil {
+			return err
+		}
+	}
 	if s := e.cfg.Stream; s != nil {
 		o := wopts
 		o.Telemetry, o.Route = false, nil
@@ -326,6 +349,9 @@ func (e *Engine) StartExec() {
 // Options.ShutdownGrace, or until ctx ends), stops the exec module, closes every connection and listener,
 // and closes the log after the last write is durable.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	if e.http != nil {
+		e.http.shutdown(ctx) // no new requests; those in flight finish
+	}
 	if n := e.drain(ctx, e.opts.ShutdownGrace); n > 0 {
 		e.logger.Warn("shutting down with invocations still in flight", "in_flight", n, "grace", e.opts.ShutdownGrace)
 	}
@@ -378,6 +404,9 @@ func (e *Engine) drain(ctx context.Context, grace time.Duration) int {
 func (e *Engine) closeServers() {
 	for _, s := range e.servers {
 		s.Close()
+	}
+	if e.http != nil && e.http.srv != nil {
+		e.http.srv.Close()
 	}
 }
 

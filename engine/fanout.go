@@ -87,6 +87,12 @@ func newFanout(e *Engine) *fanout {
 // after each durable record is applied.
 func (f *fanout) deliver(rec *log.Record, res projections.Change) {
 	from := cause{trigger: rec.Cause, depth: rec.Depth}
+	if h := f.e.http; h != nil {
+		switch rec.Kind {
+		case log.KindTriggerRegistered, log.KindTriggerUnregistered, log.KindWorkerDisconnected, log.KindEngineStarted:
+			h.dirty.Store(true) // routes are http triggers
+		}
+	}
 	if q := f.e.queues; q != nil {
 		switch rec.Kind {
 		// A new job, or a worker (and its functions) that jobs may wait for.

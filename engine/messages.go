@@ -315,6 +315,10 @@ func (e *Engine) validateTriggerConfig(typ string, config json.RawMessage) strin
 		_, err = projections.ParseStreamTriggerConfig(config)
 	case "state":
 		_, err = projections.ParseStateTriggerConfig(config)
+	case "http":
+		if e.http != nil {
+			return validateHTTPTrigger(config)
+		}
 	}
 	if err != nil {
 		return err.Error()

@@ -189,6 +189,8 @@ func portHint(cfg *config.Config, err error) string {
 	switch {
 	case le.Stream:
 		return " (choose another with --stream-port or III_STREAM_PORT)"
+	case le.HTTP:
+		return fmt.Sprintf(" (this is iii-http's port: change it in %s)", configName(cfg))
 	case le.Listener == 0:
 		return " (choose another with --port or III_PORT)"
 	default:

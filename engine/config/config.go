@@ -54,6 +54,10 @@ type Config struct {
 	// Queue is the queue module (iii-queue), nil when the file does not
 	// list it.
 	Queue *Queue
+	// HTTP is the HTTP trigger module (iii-http), nil when not listed.
+	HTTP *HTTP
+	// PubSub is the pubsub module (iii-pubsub), nil when not listed.
+	PubSub *PubSub
 	// Engine holds this engine's own settings (top-level `engine:` key).
 	Engine Engine
 	// Ignored names, in file order, the listed workers this engine knows
@@ -155,6 +159,43 @@ type Exec struct {
 	// Watch are glob patterns whose matching files restart the pipeline.
 	Watch []string
 }
+
+// HTTP is the iii-http module: an HTTP server whose routes are `http`
+// triggers.
+type HTTP struct {
+	// Host and Port are where it listens (default 0.0.0.0:3111).
+	Host string
+	Port int
+	// DefaultTimeout bounds a request and each middleware call (30 s).
+	DefaultTimeout time.Duration
+	// ConcurrencyLimit bounds requests being handled; more wait (1024).
+	ConcurrencyLimit int
+	// CORS restricts browsers; nil allows any origin and method.
+	CORS *CORS
+	// Middleware runs before every route's handler, by ascending priority.
+	Middleware []HTTPMiddleware
+}
+
+// CORS is iii-http's cors block; an empty list (or "*") allows any.
+type CORS struct {
+	AllowedOrigins []string
+	AllowedMethods []string
+}
+
+// HTTPMiddleware is one global middleware function.
+type HTTPMiddleware struct {
+	FunctionID string
+	Phase      string // only "preHandler" runs
+	Priority   int
+}
+
+// DefaultHTTP is iii-http with every setting at its default.
+func DefaultHTTP() *HTTP {
+	return &HTTP{Host: DefaultHost, Port: 3111, DefaultTimeout: 30 * time.Second, ConcurrencyLimit: 1024}
+}
+
+// PubSub is the iii-pubsub module (local adapter).
+type PubSub struct{}
 
 // Queue is the queue module (iii-queue): named queues whose every job
 // change is a record in the engine's log.

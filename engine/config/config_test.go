@@ -87,7 +87,8 @@ func TestUpstreamStyle(t *testing.T) {
 		{"stream", cfg.Stream, &Stream{Host: "0.0.0.0", Port: 3200, AuthFunction: "stream::auth", StoreMethod: StoreInMemory}},
 		{"state", cfg.State, &State{StoreMethod: StoreFileBased, FilePath: "./data/state_store", MaxValueBytes: 1 << 20}},
 		{"exec", cfg.Exec, &Exec{Commands: []string{"cd web && pnpm install", "pnpm dev"}, Watch: []string{"src/**/*.{ts,tsx}"}}},
-		{"ignored (workers before modules)", cfg.Ignored, []string{"iii-http", "iii-observability", "iii-cron"}},
+		{"ignored (workers before modules)", cfg.Ignored, []string{"iii-observability", "iii-cron"}},
+		{"http", cfg.HTTP, &HTTP{Host: "0.0.0.0", Port: 3111, DefaultTimeout: 30 * time.Second, ConcurrencyLimit: 1024}},
 		{"engine", cfg.Engine, Engine{
 			Sync: "interval", SyncIntervalMS: 50, CallTimeout: 5 * time.Second, MaxMessageBytes: 1 << 20,
 			SendQueueFrames: 1024, SendQueueBytes: 4 << 20, PingAfter: time.Second, IdleTimeout: 3 * time.Second, WriteDeadline: 2 * time.Second,
@@ -102,8 +103,8 @@ func TestUpstreamStyle(t *testing.T) {
 			t.Errorf("%s:\n got  %+v\n want %+v", c.name, c.got, c.want)
 		}
 	}
-	if len(cfg.Warnings) != 3 {
-		t.Errorf("want 3 warnings (one per ignored worker), got %q", cfg.Warnings)
+	if len(cfg.Warnings) != 2 {
+		t.Errorf("want 2 warnings (one per ignored worker), got %q", cfg.Warnings)
 	}
 	for _, w := range cfg.Warnings {
 		if !strings.HasPrefix(w, "upstream.yaml:") || !strings.Contains(w, "not implemented") {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,6 +141,8 @@ const (
 	workerState   = "iii-state"
 	workerExec    = "iii-exec"
 	workerQueue   = "iii-queue"
+	workerHTTP    = "iii-http"
+	workerPubSub  = "iii-pubsub"
 )
 
 // workerNames maps every accepted `name:` to its canonical worker name.
@@ -153,10 +156,10 @@ var workerNames = map[string]string{
 	"state":                workerState,
 	workerExec:             workerExec,
 	"exec":                 workerExec,
-	"iii-http":             "iii-http",
-	"http":                 "iii-http",
-	"iii-pubsub":           "iii-pubsub",
-	"pubsub":               "iii-pubsub",
+	workerHTTP:             workerHTTP,
+	"http":                 workerHTTP,
+	workerPubSub:           workerPubSub,
+	"pubsub":               workerPubSub,
 	"iii-cron":             "iii-cron",
 	"cron":                 "iii-cron",
 	workerQueue:            workerQueue,
@@ -175,8 +178,9 @@ var workerClasses = map[string]string{
 	"modules::stream::StreamModule":                workerStream,
 	"modules::state::StateModule":                  workerState,
 	"modules::shell::ExecModule":                   workerExec,
-	"modules::api::RestApiModule":                  "iii-http",
-	"modules::pubsub::PubSubModule":                "iii-pubsub",
+	"modules::api::RestApiModule":                  workerHTTP,
+	"modules::rest_api::RestApiModule":             workerHTTP,
+	"modules::pubsub::PubSubModule":                workerPubSub,
 	"modules::cron::CronModule":                    "iii-cron",
 	"modules::queue::QueueModule":                  workerQueue,
 	"modules::observability::OtelModule":           "iii-observability",
@@ -246,7 +250,7 @@ func (b *builder) entry(n *yaml.Node, key string) error {
 		if short(prev.spelling) != short(spelling) {
 			return d.fail(n, key, "%s and %s (line %d) name the same worker; list it once", spelling, prev.spelling, prev.line)
 		}
-		if canon == workerStream || canon == workerState || canon == workerExec || canon == workerQueue {
+		if canon == workerStream || canon == workerState || canon == workerExec || canon == workerQueue || canon == workerHTTP || canon == workerPubSub {
 			return d.fail(n, key, "%s is listed twice (first at line %d); only one is supported", canon, prev.line)
 		}
 	} else {
@@ -273,6 +277,10 @@ func (b *builder) entry(n *yaml.Node, key string) error {
 		b.cfg.Exec, err = d.exec(conf, ckey)
 	case workerQueue:
 		b.cfg.Queue, err = d.queue(conf, ckey)
+	case workerHTTP:
+		b.cfg.HTTP, err = d.http(conf, ckey)
+	case workerPubSub:
+		b.cfg.PubSub, err = d.pubsub(conf, ckey)
 	default:
 		b.cfg.Ignored = append(b.cfg.Ignored, canon)
 		d.warn(n, key, "%s is not implemented by this engine; entry ignored", canon)
@@ -814,4 +822,113 @@ func (d *decoder) queueAdapter(n *yaml.Node, key string) (method, path string, e
 		}
 	}
 	return method, path, nil
+}
+
+// http decodes an iii-http config block (strict).
+func (d *decoder) http(n *yaml.Node, key string) (*HTTP, error) {
+	h := DefaultHTTP()
+	m, err := d.mapping(n, key, "host", "port", "default_timeout", "concurrency_request_limit", "cors", "middleware")
+	if err != nil {
+		return nil, err
+	}
+	if v := m["host"]; v != nil {
+		if h.Host, err = d.str(v, key+".host"); err != nil {
+			return nil, err
+		}
+	}
+	if v := m["port"]; v != nil {
+		if h.Port, err = d.integer(v, key+".port", 0, 65535); err != nil {
+			return nil, err
+		}
+	}
+	if v := m["default_timeout"]; v != nil {
+		ms, err := d.integer(v, key+".default_timeout", 1, maxInt)
+		if err != nil {
+			return nil, err
+		}
+		h.DefaultTimeout = time.Duration(ms) * time.Millisecond
+	}
+	if v := m["concurrency_request_limit"]; v != nil {
+		if h.ConcurrencyLimit, err = d.integer(v, key+".concurrency_request_limit", 0, maxInt); err != nil {
+			return nil, err
+		}
+		if h.ConcurrencyLimit == 0 {
+			d.warn(v, key+".concurrency_request_limit", "0 would serve nothing; using 1")
+			h.ConcurrencyLimit = 1
+		}
+	}
+	if v := m["cors"]; v != nil && !isNull(v) {
+		c, err := d.mapping(v, key+".cors", "allowed_origins", "allowed_methods")
+		if err != nil {
+			return nil, err
+		}
+		h.CORS = &CORS{}
+		if o := c["allowed_origins"]; o != nil && !isNull(o) {
+			if h.CORS.AllowedOrigins, err = d.lines(o, key+".cors.allowed_origins"); err != nil {
+				return nil, err
+			}
+		}
+		if o := c["allowed_methods"]; o != nil && !isNull(o) {
+			if h.CORS.AllowedMethods, err = d.lines(o, key+".cors.allowed_methods"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if v := m["middleware"]; v != nil && !isNull(v) {
+		items, err := d.list(v, key+".middleware")
+		if err != nil {
+			return nil, err
+		}
+		for i, it := range items {
+			k := fmt.Sprintf("%s.middleware[%d]", key, i)
+			mm, err := d.mapping(it, k, "function_id", "phase", "priority")
+			if err != nil {
+				return nil, err
+			}
+			mw := HTTPMiddleware{Phase: "preHandler"}
+			if mm["function_id"] == nil {
+				return nil, d.fail(it, k, "function_id is required")
+			}
+			if mw.FunctionID, err = d.str(mm["function_id"], k+".function_id"); err != nil {
+				return nil, err
+			}
+			if p := mm["phase"]; p != nil {
+				if mw.Phase, err = d.str(p, k+".phase"); err != nil {
+					return nil, err
+				}
+			}
+			if p := mm["priority"]; p != nil {
+				if mw.Priority, err = d.integer(p, k+".priority", -maxInt, maxInt); err != nil {
+					return nil, err
+				}
+			}
+			h.Middleware = append(h.Middleware, mw)
+		}
+		slices.SortStableFunc(h.Middleware, func(a, b HTTPMiddleware) int { return a.Priority - b.Priority })
+	}
+	return h, nil
+}
+
+// pubsub decodes an iii-pubsub config block: only the local adapter.
+func (d *decoder) pubsub(n *yaml.Node, key string) (*PubSub, error) {
+	m, err := d.mapping(n, key, "adapter")
+	if err != nil {
+		return nil, err
+	}
+	if v := m["adapter"]; v != nil && !isNull(v) {
+		a, err := d.mapping(v, key+".adapter", "name", "class", "config")
+		if err != nil {
+			return nil, err
+		}
+		name := "local"
+		if nv := a["name"]; nv != nil {
+			if name, err = d.str(nv, key+".adapter.name"); err != nil {
+				return nil, err
+			}
+		}
+		if name != "local" {
+			return nil, d.fail(v, key+".adapter", "the %s pubsub adapter is not supported by this engine; use local (one engine delivers to its subscribers)", name)
+		}
+	}
+	return &PubSub{}, nil
 }
