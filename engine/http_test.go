@@ -143,8 +143,14 @@ func TestHTTPMiddleware(t *testing.T) {
 		}
 		return map[string]any{"action": "continue"}, nil
 	})
-	w.serve("mw::route", func(json.RawMessage, frame) (any, error) { order = append(order, "route"); return map[string]any{"action": "continue"}, nil })
-	w.serve("api::ok", func(json.RawMessage, frame) (any, error) { order = append(order, "handler"); return map[string]any{"body": "ok"}, nil })
+	w.serve("mw::route", func(json.RawMessage, frame) (any, error) {
+		order = append(order, "route")
+		return map[string]any{"action": "continue"}, nil
+	})
+	w.serve("api::ok", func(json.RawMessage, frame) (any, error) {
+		order = append(order, "handler")
+		return map[string]any{"body": "ok"}, nil
+	})
 	w.route("m", "GET", "/m", "api::ok", map[string]any{"middleware_function_ids": []string{"mw::route"}})
 	w.sync()
 	if r := do(t, "GET", base+"/m", "", ""); r.status != 401 || r.body != `{"error":"no token"}` {
