@@ -235,9 +235,10 @@ func (c *channel) wake() {
 
 // push appends a writer's frame, waiting while buf is full (size frames, or
 // maxBytes; a frame larger than maxBytes passes alone into an empty buf). It
-// gives up when the channel ends or the writer's connection closes
-// (Server.Close must not wait for a reader that may never come).
-func (c *channel) push(w *wire.Conn, f channelFrame) {
+// gives up, reporting false, when the channel ends or done closes (the
+// writer's connection: Server.Close must not wait for a reader that may
+// never come).
+func (c *channel) push(done <-chan struct{}, f channelFrame) bool {
 	c.mu.Lock()
 	for (len(c.buf) >= c.size || len(c.buf) > 0 && c.bytes+len(f.payload) > c.maxBytes) && !c.closed {
 		if c.space == nil {
@@ -247,19 +248,51 @@ func (c *channel) push(w *wire.Conn, f channelFrame) {
 		c.mu.Unlock()
 		select {
 		case <-space:
-		case <-w.Done():
-			return
+		case <-done:
+			return false
 		}
 		c.mu.Lock()
 	}
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.buf = append(c.buf, f)
 	c.bytes += len(f.payload)
 	c.mu.Unlock()
 	c.wake()
+	return true
+}
+
+// next takes the next frame for the reader, waiting for one. ok is false
+// once the writer has left and buf is drained, or the channel ended (ended
+// true: close the reader with endCode/endReason), or when done closes first
+// (ended false).
+func (c *channel) next(done <-chan struct{}) (f channelFrame, ok, ended bool) {
+	c.mu.Lock()
+	for len(c.buf) == 0 && !c.writerGone && !c.closed {
+		c.mu.Unlock()
+		select {
+		case <-c.data:
+		case <-done:
+			return channelFrame{}, false, false
+		}
+		c.mu.Lock()
+	}
+	if len(c.buf) == 0 { // the writer has left, or the channel ended
+		c.mu.Unlock()
+		return channelFrame{}, false, true
+	}
+	f = c.buf[0]
+	c.buf[0] = channelFrame{}
+	c.buf = c.buf[1:]
+	c.bytes -= len(f.payload)
+	if c.space != nil {
+		close(c.space)
+		c.space = nil
+	}
+	c.mu.Unlock()
+	return f, true, false
 }
 
 // pump moves frames from buf to the reader, keeping at most size frames in
@@ -267,31 +300,16 @@ func (c *channel) push(w *wire.Conn, f channelFrame) {
 // empty, or the channel ended.
 func (c *channel) pump(r *wire.Conn) {
 	for {
-		c.mu.Lock()
-		for len(c.buf) == 0 && !c.writerGone && !c.closed {
-			c.mu.Unlock()
-			select {
-			case <-c.data:
-			case <-r.Done():
-				return
+		f, ok, ended := c.next(r.Done())
+		if !ok {
+			if ended {
+				c.mu.Lock()
+				code, reason := c.endCode, c.endReason
+				c.mu.Unlock()
+				r.Close(code, reason)
 			}
-			c.mu.Lock()
-		}
-		if len(c.buf) == 0 { // the writer has left, or the channel ended
-			code, reason := c.endCode, c.endReason
-			c.mu.Unlock()
-			r.Close(code, reason)
 			return
 		}
-		f := c.buf[0]
-		c.buf[0] = channelFrame{}
-		c.buf = c.buf[1:]
-		c.bytes -= len(f.payload)
-		if c.space != nil {
-			close(c.space)
-			c.space = nil
-		}
-		c.mu.Unlock()
 		if r.WaitSendQueue(c.size-1) != nil {
 			return
 		}
@@ -303,6 +321,42 @@ func (c *channel) pump(r *wire.Conn) {
 			return
 		}
 	}
+}
+
+// The engine as one end of a channel: the HTTP module writes a request's
+// body into one and reads a streamed response out of another, while the
+// worker holds the other end over its WebSocket.
+
+// local creates a channel whose writer (engineWrites) or reader end the
+// engine itself holds, and returns the ref for the worker's end.
+func (ch *channels) local(engineWrites bool) (*channel, channelRef) {
+	w, r := ch.create(0, nil)
+	ch.mu.Lock()
+	c := ch.byID[w.ChannelID]
+	ch.mu.Unlock()
+	c.mu.Lock()
+	if engineWrites {
+		c.writerSeen = true
+	} else {
+		c.readerSeen = true
+	}
+	c.mu.Unlock()
+	if engineWrites {
+		return c, r
+	}
+	return c, w
+}
+
+// finishWriting ends the engine's writing: the reader gets what is
+// buffered, then a normal close.
+func (c *channel) finishWriting() {
+	c.mu.Lock()
+	if !c.closed {
+		c.writerGone = true
+		c.endCode, c.endReason = wire.CloseNormal, closeChannel
+	}
+	c.mu.Unlock()
+	c.wake()
 }
 
 // channelEnd is the wire.Handler of one connected end.
@@ -343,7 +397,7 @@ func (h *channelEnd) Message(*wire.Conn, []byte) {}
 // Frame relays the writer's frames; the reader's are ignored.
 func (h *channelEnd) Frame(conn *wire.Conn, binary bool, payload []byte) {
 	if h.write && h.claimed {
-		h.c.push(conn, channelFrame{binary, bytes.Clone(payload)})
+		h.c.push(conn.Done(), channelFrame{binary, bytes.Clone(payload)})
 	}
 }
 

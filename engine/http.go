@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/iii-go/iii/engine/config"
+	"github.com/iii-go/iii/wire"
 )
 
 // The HTTP module (iii-http): an HTTP server whose routes are `http`
@@ -257,6 +259,10 @@ type httpInput struct {
 		Path   string `json:"path"`
 		Method string `json:"method"`
 	} `json:"trigger"`
+	// RequestBody streams the raw request body to the handler; Response
+	// lets it stream its answer (docs/wire-protocol.md#http-streaming).
+	RequestBody *channelRef `json:"request_body,omitempty"`
+	Response    *channelRef `json:"response,omitempty"`
 }
 
 func (h *httpModule) serveRoute(ctx context.Context, w http.ResponseWriter, req *http.Request, r *httpRoute, params map[string]string) {
@@ -279,13 +285,22 @@ func (h *httpModule) serveRoute(ctx context.Context, w http.ResponseWriter, req 
 			return
 		}
 	}
-	body, err := readBody(req, h.e.cfg.Engine.MaxMessageBytes)
+	chs := h.e.channels
+	reqCh, reqRef := chs.local(true)
+	respCh, respRef := chs.local(false)
+	defer func() {
+		for _, c := range []*channel{reqCh, respCh} {
+			chs.forget(c)
+			c.end(wire.CloseNormal, closeChannel)
+		}
+	}()
+	body, err := h.feedBody(req, reqCh)
 	if err != nil {
 		writeEnvelope(w, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", err.Error(), false)
 		return
 	}
 	in.Body = body
-	payload, _ := json.Marshal(in)
+	payload, _ := json.Marshal(in) // the condition sees no channels
 	if r.condition != "" {
 		o, done := callCtx(ctx, func() callOutcome { return call(r.condition, payload, nil, "") })
 		switch {
@@ -307,14 +322,146 @@ func (h *httpModule) serveRoute(ctx context.Context, w http.ResponseWriter, req 
 			return
 		}
 	}
-	o, done := callCtx(ctx, func() callOutcome { return call(r.function, payload, nonNull(r.metadata), "") })
-	switch {
-	case !done:
-		w.WriteHeader(http.StatusGatewayTimeout)
-	case o.failed():
-		writeError(w, o)
-	default:
-		writeResult(w, o)
+	in.RequestBody, in.Response = &reqRef, &respRef
+	payload, _ = json.Marshal(in)
+	outcome := make(chan callOutcome, 1)
+	go func() { outcome <- call(r.function, payload, nonNull(r.metadata), "") }()
+	respond(ctx, req, w, outcome, respCh)
+}
+
+// feedBody reads a request's body into the request_body channel and parses
+// what the handler gets as body: JSON, urlencoded and multipart forms are
+// read whole (bounded by engine.max_message_bytes), parsed and sent as one
+// frame; any other body streams through the channel as it arrives (body
+// null).
+func (h *httpModule) feedBody(req *http.Request, c *channel) (any, error) {
+	ct := req.Header.Get("Content-Type")
+	media, _, _ := mime.ParseMediaType(ct)
+	if !strings.Contains(ct, "application/json") && media != "application/x-www-form-urlencoded" && media != "multipart/form-data" {
+		go func() {
+			defer c.finishWriting()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := req.Body.Read(buf)
+				if n > 0 && !c.push(req.Context().Done(), channelFrame{binary: true, payload: bytes.Clone(buf[:n])}) {
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		return nil, nil
+	}
+	limit := h.e.cfg.Engine.MaxMessageBytes
+	b, err := io.ReadAll(io.LimitReader(req.Body, int64(limit)+1))
+	if len(b) > limit {
+		return nil, fmt.Errorf("the body is larger than %d bytes (engine.max_message_bytes)", limit)
+	}
+	if err == nil && len(b) > 0 {
+		c.push(req.Context().Done(), channelFrame{binary: true, payload: b})
+	}
+	c.finishWriting()
+	return parseBody(ct, b), nil
+}
+
+// respond answers with the handler's result, or with what it streams: text
+// frames set_status / set_headers before the first binary frame, which
+// commits the response and starts the body (chunked: SSE works).
+func respond(ctx context.Context, req *http.Request, w http.ResponseWriter, outcome chan callOutcome, c *channel) {
+	frames := make(chan channelFrame)
+	go func() {
+		defer close(frames)
+		for {
+			f, ok, _ := c.next(req.Context().Done())
+			if !ok {
+				return
+			}
+			select {
+			case frames <- f:
+			case <-req.Context().Done():
+				return
+			}
+		}
+	}()
+	status, headers := http.StatusOK, map[string]string{}
+	streaming := false // the handler answered null: the channel is the answer
+	for {
+		select {
+		case f, ok := <-frames:
+			if !ok {
+				if streaming { // closed before any body: status and headers only
+					commit(w, status, headers)
+					return
+				}
+				frames = nil // wait for the handler's answer
+				continue
+			}
+			if !f.binary {
+				applyControl(f.payload, &status, headers)
+				continue
+			}
+			commit(w, status, headers)
+			w.Write(f.payload)
+			flush(w)
+			for f := range frames { // no timeout once the body flows
+				if f.binary {
+					w.Write(f.payload)
+					flush(w)
+				}
+			}
+			return
+		case o := <-outcome:
+			switch {
+			case o.failed():
+				writeError(w, o)
+				return
+			case o.hasResult && !isNull(o.result):
+				writeResult(w, o)
+				return
+			}
+			streaming, outcome = true, nil
+		case <-ctx.Done():
+			w.WriteHeader(http.StatusGatewayTimeout)
+			return
+		}
+	}
+}
+
+// applyControl applies a streamed set_status or set_headers message.
+func applyControl(b []byte, status *int, headers map[string]string) {
+	var m struct {
+		Type       string         `json:"type"`
+		StatusCode *int           `json:"status_code"`
+		Headers    map[string]any `json:"headers"`
+	}
+	if json.Unmarshal(b, &m) != nil {
+		return
+	}
+	switch m.Type {
+	case "set_status":
+		if m.StatusCode != nil && *m.StatusCode >= 100 && *m.StatusCode <= 599 {
+			*status = *m.StatusCode
+		}
+	case "set_headers":
+		for k, v := range m.Headers {
+			if s, ok := v.(string); ok {
+				headers[k] = s
+			}
+		}
+	}
+}
+
+func commit(w http.ResponseWriter, status int, headers map[string]string) {
+	for k, v := range headers {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(status)
+}
+
+func flush(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 
@@ -380,35 +527,27 @@ func statusOr200(code int) int {
 	return code
 }
 
-// readBody parses a request body: JSON, urlencoded forms and multipart
-// forms (fields, and files as {filename, content_type, size}); other
-// content types give null.
-func readBody(req *http.Request, limit int) (any, error) {
-	ct, params, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
-	b, err := io.ReadAll(io.LimitReader(req.Body, int64(limit)+1))
-	if err != nil {
-		return nil, nil
-	}
-	if len(b) > limit {
-		return nil, fmt.Errorf("the body is larger than %d bytes (engine.max_message_bytes)", limit)
-	}
+// parseBody parses a JSON body, or an urlencoded or multipart form (fields,
+// and files as {filename, content_type, size}); anything else is null.
+func parseBody(contentType string, b []byte) any {
+	media, params, _ := mime.ParseMediaType(contentType)
 	switch {
-	case strings.Contains(req.Header.Get("Content-Type"), "application/json"):
+	case strings.Contains(contentType, "application/json"):
 		var v any
 		if json.Unmarshal(b, &v) != nil {
-			return nil, nil
+			return nil
 		}
-		return v, nil
-	case ct == "application/x-www-form-urlencoded":
+		return v
+	case media == "application/x-www-form-urlencoded":
 		q, err := url.ParseQuery(string(b))
 		if err != nil {
-			return nil, nil
+			return nil
 		}
-		return lastValues(q), nil
-	case ct == "multipart/form-data":
-		form, err := multipart.NewReader(strings.NewReader(string(b)), params["boundary"]).ReadForm(int64(limit))
+		return lastValues(q)
+	case media == "multipart/form-data":
+		form, err := multipart.NewReader(bytes.NewReader(b), params["boundary"]).ReadForm(int64(len(b)))
 		if err != nil {
-			return nil, nil
+			return nil
 		}
 		defer form.RemoveAll()
 		out := map[string]any{}
@@ -419,9 +558,9 @@ func readBody(req *http.Request, limit int) (any, error) {
 			f := fs[len(fs)-1]
 			out[k] = map[string]any{"filename": f.Filename, "content_type": f.Header.Get("Content-Type"), "size": f.Size}
 		}
-		return out, nil
+		return out
 	}
-	return nil, nil
+	return nil
 }
 
 func lastValues(m map[string][]string) map[string]string {

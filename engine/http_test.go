@@ -1,14 +1,18 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/iii-go/iii/engine/config"
+	"github.com/iii-go/iii/wire"
 )
 
 // httpEngine runs an engine with iii-http on a free port and a global
@@ -199,5 +203,64 @@ func TestPubSubFansOut(t *testing.T) {
 	eventually(t, "both subscribers", func() bool { return a.n() == 1 && b.n() == 1 })
 	if string(a.seen[0]) != `{"n":1}` {
 		t.Fatalf("subscriber got %s", a.seen[0])
+	}
+}
+
+// channelConn connects a worker-side end of a channel ref from a handler's
+// input, as the SDKs do.
+func channelConn(t *testing.T, e *Engine, ref channelRef) (*wire.Conn, *channelPeer) {
+	t.Helper()
+	p := newChannelPeer()
+	u := fmt.Sprintf("%s/ws/channels/%s?key=%s&dir=%s", e.url(0), ref.ChannelID, url.QueryEscape(ref.AccessKey), ref.Direction)
+	c, err := wire.Dial(context.Background(), u, p, wire.Options{Logger: discardLogger})
+	if err != nil {
+		t.Errorf("connect %s end: %v", ref.Direction, err)
+		return nil, nil
+	}
+	return c, p
+}
+
+// A handler that answers null streams its response through the response
+// channel: status and headers first, then body chunks as they come (SSE);
+// it reads a non-form request body from the request_body channel.
+func TestHTTPStreaming(t *testing.T) {
+	e, base := httpEngine(t)
+	w := dial(t, e.url(0))
+	w.serve("api::sse", func(d json.RawMessage, _ frame) (any, error) {
+		var in httpInput
+		json.Unmarshal(d, &in)
+		c, _ := channelConn(t, e, *in.Response)
+		c.Send([]byte(`{"type":"set_status","status_code":202}`))
+		c.Send([]byte(`{"type":"set_headers","headers":{"content-type":"text/event-stream"}}`))
+		c.SendBinary([]byte("data: 1\n\n"))
+		c.SendBinary([]byte("data: 2\n\n"))
+		c.Close(wire.CloseNormal, "channel_close")
+		return nil, nil
+	})
+	w.serve("api::upload", func(d json.RawMessage, _ frame) (any, error) {
+		var in httpInput
+		json.Unmarshal(d, &in)
+		_, p := channelConn(t, e, *in.RequestBody)
+		var got []byte
+		for {
+			select {
+			case f := <-p.frames:
+				got = append(got, f.payload...)
+			case <-p.closed:
+				return map[string]any{"body": map[string]any{"bytes": len(got), "text": string(got)}}, nil
+			}
+		}
+	})
+	w.route("s", "GET", "/events", "api::sse", nil)
+	w.route("u", "POST", "/upload", "api::upload", nil)
+	w.sync()
+	r := do(t, "GET", base+"/events", "", "")
+	if r.status != 202 || r.header.Get("Content-Type") != "text/event-stream" || r.body != "data: 1\n\ndata: 2\n\n" {
+		t.Fatalf("stream: %d %v %q", r.status, r.header, r.body)
+	}
+	big := strings.Repeat("x", 200<<10) // several frames
+	r = do(t, "POST", base+"/upload", "application/octet-stream", big)
+	if r.status != 200 || r.body != fmt.Sprintf(`{"bytes":%d,"text":"%s"}`, len(big), big) {
+		t.Fatalf("upload: %d %.100q", r.status, r.body)
 	}
 }
