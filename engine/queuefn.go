@@ -254,12 +254,17 @@ func (q *queues) fnDLQTopics(*builtinCall) callOutcome {
 	names := sortedKeys(q.cfg.Queues)
 	q.e.view.mu.RLock()
 	for _, n := range q.e.view.Queues.Names() {
-		if topic, _, ok := strings.Cut(n, "::"); ok && !seen[topic] {
-			if _, named := q.cfg.Queues[n]; !named {
+		if _, named := q.cfg.Queues[n]; named {
+			continue
+		}
+		// A topic queue is "<topic>::<function>": its jobs name the function.
+		q.e.view.Queues.Jobs(n, func(j *projections.Job) bool {
+			if topic, ok := strings.CutSuffix(n, "::"+j.Function); ok && !seen[topic] {
 				seen[topic] = true
 				names = append(names, topic)
 			}
-		}
+			return false
+		})
 	}
 	q.e.view.mu.RUnlock()
 	for _, n := range names {
