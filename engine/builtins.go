@@ -112,6 +112,9 @@ func (e *Engine) registerBuiltins() {
 	if e.cfg.PubSub != nil {
 		e.registerPubSub()
 	}
+	if e.cron != nil {
+		e.builtinTypes["cron"] = "iii-cron"
+	}
 }
 
 func nullResult(*builtinCall) callOutcome { return resultOf(json.RawMessage("null")) }

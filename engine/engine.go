@@ -51,6 +51,7 @@ type Engine struct {
 	fan       *fanout
 	queues    *queues     // nil without the queue module
 	http      *httpModule // nil without the http module
+	cron      *scheduler  // nil without the cron module
 	channels  *channels
 	stopSweep chan struct{}
 	streams   *streamPort
@@ -88,6 +89,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 	if cfg.HTTP != nil {
 		e.http = newHTTPModule(e, cfg.HTTP)
+	}
+	if cfg.Cron != nil {
+		e.cron = newScheduler(e)
 	}
 	e.channels = newChannels(e.logger, cfg.Engine.ChannelBufferBytes)
 	e.registerBuiltins()
@@ -136,6 +140,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	go e.sweepChannels()
 	if e.queues != nil {
 		go e.queues.run()
+	}
+	if e.cron != nil {
+		go e.cron.run()
 	}
 	return e, nil
 }
@@ -363,6 +370,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if e.queues != nil {
 		close(e.queues.stop)
 		<-e.queues.done
+	}
+	if e.cron != nil {
+		close(e.cron.stop)
+		<-e.cron.done
 	}
 	e.closeServers()
 	e.fan.stop()

@@ -87,6 +87,12 @@ func newFanout(e *Engine) *fanout {
 // after each durable record is applied.
 func (f *fanout) deliver(rec *log.Record, res projections.Change) {
 	from := cause{trigger: rec.Cause, depth: rec.Depth}
+	if c := f.e.cron; c != nil {
+		switch rec.Kind {
+		case log.KindTriggerRegistered, log.KindTriggerUnregistered, log.KindWorkerDisconnected, log.KindEngineStarted:
+			c.poke() // jobs are cron triggers
+		}
+	}
 	if h := f.e.http; h != nil {
 		switch rec.Kind {
 		case log.KindTriggerRegistered, log.KindTriggerUnregistered, log.KindWorkerDisconnected, log.KindEngineStarted:

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iii-go/iii/engine/config"
 	"github.com/iii-go/iii/wire"
@@ -262,5 +263,46 @@ func TestHTTPStreaming(t *testing.T) {
 	r = do(t, "POST", base+"/upload", "application/octet-stream", big)
 	if r.status != 200 || r.body != fmt.Sprintf(`{"bytes":%d,"text":"%s"}`, len(big), big) {
 		t.Fatalf("upload: %d %.100q", r.status, r.body)
+	}
+}
+
+func TestCronRunsOnSchedule(t *testing.T) {
+	e := startEngine(t, nil, func(c *config.Config) { c.Cron = &config.Cron{} })
+	w := dial(t, e.url(0))
+	var ticks calls
+	w.serve("jobs::tick", func(d json.RawMessage, _ frame) (any, error) { ticks.add(d); return nil, nil })
+	w.serve("jobs::never", func(json.RawMessage, frame) (any, error) { return false, nil })
+	w.send(map[string]any{"type": "registertrigger", "id": "every-second", "trigger_type": "cron", "function_id": "jobs::tick",
+		"config": map[string]any{"expression": "* * * * * *"}})
+	w.send(map[string]any{"type": "registertrigger", "id": "skipped", "trigger_type": "cron", "function_id": "jobs::tick",
+		"config": map[string]any{"expression": "* * * * * *", "condition_function_id": "jobs::never"}})
+	w.send(map[string]any{"type": "registertrigger", "id": "bad", "trigger_type": "cron", "function_id": "jobs::tick",
+		"config": map[string]any{"expression": "* * * * *"}})
+	r := w.next("triggerregistrationresult", func(f frame) bool { return f.str("id") == "bad" })
+	if msg, _ := r["error"].(map[string]any)["message"].(string); !strings.HasPrefix(msg, "Invalid cron expression '* * * * *': expected 6 or 7 fields") {
+		t.Fatalf("bad expression: %v", r)
+	}
+	eventually(t, "two ticks", func() bool { return ticks.n() >= 2 })
+	var p struct {
+		Trigger, JobID, Scheduled, Actual string
+	}
+	var m map[string]string
+	json.Unmarshal(ticks.seen[0], &m)
+	p.Trigger, p.JobID, p.Scheduled, p.Actual = m["trigger"], m["job_id"], m["scheduled_time"], m["actual_time"]
+	if p.Trigger != "cron" || p.JobID != "every-second" || !strings.HasSuffix(p.Scheduled, "+00:00") || strings.Contains(p.Scheduled, ".") || p.Actual == "" {
+		t.Fatalf("tick payload %s", ticks.seen[0])
+	}
+	for _, d := range ticks.seen {
+		if strings.Contains(string(d), `"skipped"`) {
+			t.Fatalf("a tick whose condition said false ran: %s", d)
+		}
+	}
+	w.send(map[string]any{"type": "unregistertrigger", "id": "every-second"})
+	w.sync()
+	time.Sleep(100 * time.Millisecond)
+	n := ticks.n()
+	time.Sleep(1200 * time.Millisecond)
+	if ticks.n() != n {
+		t.Fatalf("an unregistered cron trigger still ran (%d → %d)", n, ticks.n())
 	}
 }

@@ -319,6 +319,10 @@ func (e *Engine) validateTriggerConfig(typ string, config json.RawMessage) strin
 		if e.http != nil {
 			return validateHTTPTrigger(config)
 		}
+	case "cron":
+		if e.cron != nil {
+			return validateCronTrigger(config)
+		}
 	}
 	if err != nil {
 		return err.Error()

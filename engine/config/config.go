@@ -58,6 +58,8 @@ type Config struct {
 	HTTP *HTTP
 	// PubSub is the pubsub module (iii-pubsub), nil when not listed.
 	PubSub *PubSub
+	// Cron is the cron module (iii-cron), nil when not listed.
+	Cron *Cron
 	// Engine holds this engine's own settings (top-level `engine:` key).
 	Engine Engine
 	// Ignored names, in file order, the listed workers this engine knows
@@ -196,6 +198,10 @@ func DefaultHTTP() *HTTP {
 
 // PubSub is the iii-pubsub module (local adapter).
 type PubSub struct{}
+
+// Cron is the iii-cron module (its kv adapter's locks are process-local,
+// so it has no settings here).
+type Cron struct{}
 
 // Queue is the queue module (iii-queue): named queues whose every job
 // change is a record in the engine's log.

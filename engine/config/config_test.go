@@ -87,7 +87,8 @@ func TestUpstreamStyle(t *testing.T) {
 		{"stream", cfg.Stream, &Stream{Host: "0.0.0.0", Port: 3200, AuthFunction: "stream::auth", StoreMethod: StoreInMemory}},
 		{"state", cfg.State, &State{StoreMethod: StoreFileBased, FilePath: "./data/state_store", MaxValueBytes: 1 << 20}},
 		{"exec", cfg.Exec, &Exec{Commands: []string{"cd web && pnpm install", "pnpm dev"}, Watch: []string{"src/**/*.{ts,tsx}"}}},
-		{"ignored (workers before modules)", cfg.Ignored, []string{"iii-observability", "iii-cron"}},
+		{"ignored (workers before modules)", cfg.Ignored, []string{"iii-observability"}},
+		{"cron", cfg.Cron, &Cron{}},
 		{"http", cfg.HTTP, &HTTP{Host: "0.0.0.0", Port: 3111, DefaultTimeout: 30 * time.Second, ConcurrencyLimit: 1024}},
 		{"engine", cfg.Engine, Engine{
 			Sync: "interval", SyncIntervalMS: 50, CallTimeout: 5 * time.Second, MaxMessageBytes: 1 << 20,
@@ -103,8 +104,8 @@ func TestUpstreamStyle(t *testing.T) {
 			t.Errorf("%s:\n got  %+v\n want %+v", c.name, c.got, c.want)
 		}
 	}
-	if len(cfg.Warnings) != 2 {
-		t.Errorf("want 2 warnings (one per ignored worker), got %q", cfg.Warnings)
+	if len(cfg.Warnings) != 1 {
+		t.Errorf("want 1 warning (one per ignored worker), got %q", cfg.Warnings)
 	}
 	for _, w := range cfg.Warnings {
 		if !strings.HasPrefix(w, "upstream.yaml:") || !strings.Contains(w, "not implemented") {
@@ -372,11 +373,11 @@ func TestAccepted(t *testing.T) {
 				t.Errorf("exec %+v", c.Exec)
 			}
 		}},
-		{"duplicate listeners and ignored workers", "workers:\n  - name: iii-worker-manager\n  - name: iii-worker-manager\n    config: {port: 3111}\n  - name: iii-cron\n  - name: iii-cron\n  - name: configuration\n", func(t *testing.T, c *Config) {
+		{"duplicate listeners and ignored workers", "workers:\n  - name: iii-worker-manager\n  - name: iii-worker-manager\n    config: {port: 3111}\n  - name: iii-observability\n  - name: iii-observability\n  - name: configuration\n", func(t *testing.T, c *Config) {
 			if len(c.Listeners) != 2 || c.Listeners[1].Port != 3111 {
 				t.Errorf("%+v", c.Listeners)
 			}
-			if !reflect.DeepEqual(c.Ignored, []string{"iii-cron", "iii-cron", "configuration"}) || len(c.Warnings) != 3 {
+			if !reflect.DeepEqual(c.Ignored, []string{"iii-observability", "iii-observability", "configuration"}) || len(c.Warnings) != 3 {
 				t.Errorf("%q %q", c.Ignored, c.Warnings)
 			}
 		}},

@@ -143,6 +143,7 @@ const (
 	workerQueue   = "iii-queue"
 	workerHTTP    = "iii-http"
 	workerPubSub  = "iii-pubsub"
+	workerCron    = "iii-cron"
 )
 
 // workerNames maps every accepted `name:` to its canonical worker name.
@@ -160,8 +161,8 @@ var workerNames = map[string]string{
 	"http":                 workerHTTP,
 	workerPubSub:           workerPubSub,
 	"pubsub":               workerPubSub,
-	"iii-cron":             "iii-cron",
-	"cron":                 "iii-cron",
+	workerCron:             workerCron,
+	"cron":                 workerCron,
 	workerQueue:            workerQueue,
 	"queue":                workerQueue,
 	"iii-observability":    "iii-observability",
@@ -181,7 +182,7 @@ var workerClasses = map[string]string{
 	"modules::api::RestApiModule":                  workerHTTP,
 	"modules::rest_api::RestApiModule":             workerHTTP,
 	"modules::pubsub::PubSubModule":                workerPubSub,
-	"modules::cron::CronModule":                    "iii-cron",
+	"modules::cron::CronModule":                    workerCron,
 	"modules::queue::QueueModule":                  workerQueue,
 	"modules::observability::OtelModule":           "iii-observability",
 	"modules::http_functions::HttpFunctionsModule": "iii-http-functions",
@@ -250,7 +251,7 @@ func (b *builder) entry(n *yaml.Node, key string) error {
 		if short(prev.spelling) != short(spelling) {
 			return d.fail(n, key, "%s and %s (line %d) name the same worker; list it once", spelling, prev.spelling, prev.line)
 		}
-		if canon == workerStream || canon == workerState || canon == workerExec || canon == workerQueue || canon == workerHTTP || canon == workerPubSub {
+		if canon == workerStream || canon == workerState || canon == workerExec || canon == workerQueue || canon == workerHTTP || canon == workerPubSub || canon == workerCron {
 			return d.fail(n, key, "%s is listed twice (first at line %d); only one is supported", canon, prev.line)
 		}
 	} else {
@@ -281,6 +282,8 @@ func (b *builder) entry(n *yaml.Node, key string) error {
 		b.cfg.HTTP, err = d.http(conf, ckey)
 	case workerPubSub:
 		b.cfg.PubSub, err = d.pubsub(conf, ckey)
+	case workerCron:
+		b.cfg.Cron, err = d.cron(conf, ckey)
 	default:
 		b.cfg.Ignored = append(b.cfg.Ignored, canon)
 		d.warn(n, key, "%s is not implemented by this engine; entry ignored", canon)
@@ -931,4 +934,38 @@ func (d *decoder) pubsub(n *yaml.Node, key string) (*PubSub, error) {
 		}
 	}
 	return &PubSub{}, nil
+}
+
+// cron decodes an iii-cron config block: the kv adapter (accepted, its
+// settings have no effect here) or nothing; redis is refused.
+func (d *decoder) cron(n *yaml.Node, key string) (*Cron, error) {
+	m, err := d.mapping(n, key, "adapter")
+	if err != nil {
+		return nil, err
+	}
+	if v := m["adapter"]; v != nil && !isNull(v) {
+		a, err := d.mapping(v, key+".adapter", "name", "class", "config")
+		if err != nil {
+			return nil, err
+		}
+		name := "kv"
+		if nv := a["name"]; nv != nil {
+			if name, err = d.str(nv, key+".adapter.name"); err != nil {
+				return nil, err
+			}
+		}
+		if cv := a["class"]; cv != nil {
+			class, err := d.str(cv, key+".adapter.class")
+			if err != nil {
+				return nil, err
+			}
+			if class == "modules::cron::RedisCronAdapter" {
+				name = "redis"
+			}
+		}
+		if name != "kv" {
+			return nil, d.fail(v, key+".adapter", "the %s cron adapter is not supported by this engine; use kv (one engine runs each job)", name)
+		}
+	}
+	return &Cron{}, nil
 }
