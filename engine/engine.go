@@ -49,9 +49,10 @@ type Engine struct {
 	sessions map[string]*session // live worker connections by worker id
 
 	fan       *fanout
-	queues    *queues     // nil without the queue module
-	http      *httpModule // nil without the http module
-	cron      *scheduler  // nil without the cron module
+	queues    *queues        // nil without the queue module
+	http      *httpModule    // nil without the http module
+	cron      *scheduler     // nil without the cron module
+	httpFns   *httpFunctions // nil without iii-http-functions
 	channels  *channels
 	stopSweep chan struct{}
 	streams   *streamPort
@@ -92,6 +93,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 	if cfg.Cron != nil {
 		e.cron = newScheduler(e)
+	}
+	if cfg.HTTPFunctions != nil {
+		e.httpFns = newHTTPFunctions(cfg.HTTPFunctions)
 	}
 	e.channels = newChannels(e.logger, cfg.Engine.ChannelBufferBytes)
 	e.registerBuiltins()

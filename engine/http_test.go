@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -304,5 +305,63 @@ func TestCronRunsOnSchedule(t *testing.T) {
 	time.Sleep(1200 * time.Millisecond)
 	if ticks.n() != n {
 		t.Fatalf("an unregistered cron trigger still ran (%d → %d)", n, ticks.n())
+	}
+}
+
+func TestHTTPInvokedFunctions(t *testing.T) {
+	t.Setenv("TEST_FN_TOKEN", "s3cret")
+	var seen http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.Header.Clone()
+		b, _ := io.ReadAll(r.Body)
+		switch r.URL.Path {
+		case "/ok":
+			w.Write([]byte(`{"echo":` + string(b) + `}`))
+		case "/fail":
+			w.WriteHeader(400)
+			w.Write([]byte(`{"error":{"code":"bad_input","message":"no"}}`))
+		case "/plain500":
+			w.WriteHeader(500)
+		}
+	}))
+	defer srv.Close()
+	e := startEngine(t, nil, func(c *config.Config) {
+		c.HTTPFunctions = &config.HTTPFunctions{URLAllowlist: []string{"127.0.0.1"}, BlockPrivateIPs: true}
+	})
+	w := dial(t, e.url(0))
+	reg := func(id, u string, auth map[string]any) {
+		inv := map[string]any{"url": u, "method": "POST"}
+		if auth != nil {
+			inv["auth"] = auth
+		}
+		w.send(map[string]any{"type": "registerfunction", "id": id, "invocation": inv})
+	}
+	reg("ext::ok", srv.URL+"/ok", map[string]any{"type": "bearer", "token_key": "TEST_FN_TOKEN"})
+	w.sync()
+	// Private addresses are refused by default even when allowlisted.
+	if f := w.next("error", func(frame) bool { return true }); !strings.Contains(fmt.Sprint(f), "Private IP blocked") {
+		t.Fatalf("registration: %v", f)
+	}
+	e.httpFns.cfg.BlockPrivateIPs, e.httpFns.cfg.RequireHTTPS = false, false
+	reg("ext::ok", srv.URL+"/ok", map[string]any{"type": "bearer", "token_key": "TEST_FN_TOKEN"})
+	reg("ext::fail", srv.URL+"/fail", nil)
+	reg("ext::500", srv.URL+"/plain500", nil)
+	reg("ext::nokey", srv.URL+"/ok", map[string]any{"type": "bearer", "token_key": "NO_SUCH_ENV"})
+	w.sync()
+	if f := w.next("error", func(frame) bool { return true }); !strings.Contains(fmt.Sprint(f), "Token not found: NO_SUCH_ENV") {
+		t.Fatalf("missing token: %v", f)
+	}
+	c := dial(t, e.url(0))
+	r := c.call("ext::ok", map[string]any{"n": 1})
+	res, _ := json.Marshal(r["result"])
+	if string(res) != `{"echo":{"_caller_worker_id":"`+c.id+`","n":1}}` || seen.Get("Authorization") != "Bearer s3cret" ||
+		seen.Get("X-Iii-Function-Path") != "ext::ok" || seen.Get("X-Iii-Invocation-Id") == "" {
+		t.Fatalf("result %s, headers %v", res, seen)
+	}
+	if r := c.call("ext::fail", map[string]any{}); errorCode(r) != "bad_input" {
+		t.Fatalf("4xx with an error body: %v", r)
+	}
+	if r := c.call("ext::500", map[string]any{}); errorCode(r) != "http_error" {
+		t.Fatalf("plain 500: %v", r)
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -113,9 +114,10 @@ func (s *session) reply(invocationID, functionID string, o callOutcome, tracepar
 
 // target is where a function id leads: an engine built-in or a worker.
 type target struct {
-	builtin *builtin
-	owner   *session
-	id      string
+	builtin    *builtin
+	owner      *session
+	id         string
+	invocation json.RawMessage // an HTTP-invoked function's endpoint (httpfn.go)
 }
 
 // lookup resolves a function id against the registry projection.
@@ -133,7 +135,11 @@ func (e *Engine) lookup(functionID string) (target, bool) {
 	if owner == nil {
 		return target{}, false
 	}
-	return target{owner: owner, id: functionID}, true
+	t := target{owner: owner, id: functionID}
+	if f.Invocation != nil && e.httpFns != nil {
+		t.invocation = f.Invocation
+	}
+	return t, true
 }
 
 // invoke routes an invokefunction frame from a worker
@@ -174,6 +180,16 @@ func (s *session) invoke(m *wire.Message) {
 	data := m.Data
 	if isObject(data) {
 		data = wire.AppendWithField(nil, data, "_caller_worker_id", s.id)
+	}
+	if t.invocation != nil {
+		data, fid, tp, bg, id := bytes.Clone(data), strings.Clone(fid), strings.Clone(m.Traceparent), strings.Clone(m.Baggage), strings.Clone(m.InvocationID)
+		go func() {
+			o := e.httpFns.call(context.Background(), fid, t.invocation, data)
+			if wantsReply {
+				s.reply(id, fid, o, tp, bg)
+			}
+		}()
+		return
 	}
 	// Decoded strings live in the connection's decode buffer: the call keeps copies.
 	c := &call{callerID: strings.Clone(m.InvocationID), callerFn: strings.Clone(fid), traceparent: strings.Clone(m.Traceparent), baggage: strings.Clone(m.Baggage)}
@@ -296,6 +312,11 @@ func (e *Engine) callWithin(functionID string, data, metadata json.RawMessage, t
 	if t.builtin != nil {
 		c, _ := parseCause(traceparent)
 		return t.builtin.fn(&builtinCall{e: e, data: data, metadata: metadata, cause: c})
+	}
+	if t.invocation != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return e.httpFns.call(ctx, functionID, t.invocation, data)
 	}
 	c := &call{done: make(chan callOutcome, 1)}
 	legID, ok := t.owner.track("", c)

@@ -107,6 +107,13 @@ func (s *session) registerFunction(m *wire.Message) {
 		deny = s.checkRegistration(what, "f:"+full, id, map[string][]byte{"description": []byte(desc), "metadata": meta,
 			"request_format": m.RequestFormat, "response_format": m.ResponseFormat, "invocation": m.Invocation})
 	}
+	if deny == nil && m.Invocation != nil && !isNull(m.Invocation) {
+		if e.httpFns == nil {
+			deny = &callError{Code: "http_functions_not_loaded", Message: what + ": an HTTP-invoked function (invocation) needs the iii-http-functions module in the config"}
+		} else if err := e.httpFns.check(m.Invocation); err != nil {
+			deny = &callError{Code: err.Code, Message: what + ": " + err.Message}
+		}
+	}
 	if deny != nil {
 		e.logger.Info("function registration refused", "worker_id", s.id, "function_id", full, "reason", deny.Message)
 		s.sendError(deny.Code, deny.Message)

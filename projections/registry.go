@@ -50,6 +50,9 @@ type Function struct {
 	Metadata       []byte `msgpack:"metadata,omitempty"`
 	RequestFormat  []byte `msgpack:"request_format,omitempty"`
 	ResponseFormat []byte `msgpack:"response_format,omitempty"`
+	// Invocation, when set, is an HTTP endpoint that implements the
+	// function (iii-http-functions) instead of its worker.
+	Invocation []byte `msgpack:"invocation,omitempty"`
 }
 
 // Trigger is a registered trigger instance. Whether it is live or pending
@@ -151,6 +154,8 @@ func (g *Registry) Apply(rec *log.Record) RegistryChange {
 				f.RequestFormat = v
 			case "response_format":
 				f.ResponseFormat = v
+			case "invocation":
+				f.Invocation = v
 			}
 		})
 		if g.functions == nil {

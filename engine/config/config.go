@@ -60,6 +60,9 @@ type Config struct {
 	PubSub *PubSub
 	// Cron is the cron module (iii-cron), nil when not listed.
 	Cron *Cron
+	// HTTPFunctions lets workers register functions implemented by HTTP
+	// endpoints (iii-http-functions), nil when not listed.
+	HTTPFunctions *HTTPFunctions
 	// Engine holds this engine's own settings (top-level `engine:` key).
 	Engine Engine
 	// Ignored names, in file order, the listed workers this engine knows
@@ -198,6 +201,17 @@ func DefaultHTTP() *HTTP {
 
 // PubSub is the iii-pubsub module (local adapter).
 type PubSub struct{}
+
+// HTTPFunctions is iii-http-functions' security block.
+type HTTPFunctions struct {
+	// URLAllowlist are globs on the host; empty allows any.
+	URLAllowlist []string
+	// BlockPrivateIPs refuses hosts that are or resolve to private,
+	// loopback or link-local addresses (default true).
+	BlockPrivateIPs bool
+	// RequireHTTPS refuses http:// URLs (default true).
+	RequireHTTPS bool
+}
 
 // Cron is the iii-cron module (its kv adapter's locks are process-local,
 // so it has no settings here).

@@ -144,6 +144,7 @@ const (
 	workerHTTP    = "iii-http"
 	workerPubSub  = "iii-pubsub"
 	workerCron    = "iii-cron"
+	workerHTTPFns = "iii-http-functions"
 )
 
 // workerNames maps every accepted `name:` to its canonical worker name.
@@ -166,7 +167,7 @@ var workerNames = map[string]string{
 	workerQueue:            workerQueue,
 	"queue":                workerQueue,
 	"iii-observability":    "iii-observability",
-	"iii-http-functions":   "iii-http-functions",
+	workerHTTPFns:          workerHTTPFns,
 	"iii-bridge":           "iii-bridge",
 	"iii-telemetry":        "iii-telemetry",
 	"configuration":        "configuration",
@@ -185,7 +186,7 @@ var workerClasses = map[string]string{
 	"modules::cron::CronModule":                    workerCron,
 	"modules::queue::QueueModule":                  workerQueue,
 	"modules::observability::OtelModule":           "iii-observability",
-	"modules::http_functions::HttpFunctionsModule": "iii-http-functions",
+	"modules::http_functions::HttpFunctionsModule": workerHTTPFns,
 	"modules::bridge_client::BridgeClientModule":   "iii-bridge",
 	"modules::telemetry::TelemetryModule":          "iii-telemetry",
 }
@@ -251,7 +252,7 @@ func (b *builder) entry(n *yaml.Node, key string) error {
 		if short(prev.spelling) != short(spelling) {
 			return d.fail(n, key, "%s and %s (line %d) name the same worker; list it once", spelling, prev.spelling, prev.line)
 		}
-		if canon == workerStream || canon == workerState || canon == workerExec || canon == workerQueue || canon == workerHTTP || canon == workerPubSub || canon == workerCron {
+		if canon == workerStream || canon == workerState || canon == workerExec || canon == workerQueue || canon == workerHTTP || canon == workerPubSub || canon == workerCron || canon == workerHTTPFns {
 			return d.fail(n, key, "%s is listed twice (first at line %d); only one is supported", canon, prev.line)
 		}
 	} else {
@@ -284,6 +285,8 @@ func (b *builder) entry(n *yaml.Node, key string) error {
 		b.cfg.PubSub, err = d.pubsub(conf, ckey)
 	case workerCron:
 		b.cfg.Cron, err = d.cron(conf, ckey)
+	case workerHTTPFns:
+		b.cfg.HTTPFunctions, err = d.httpFunctions(conf, ckey)
 	default:
 		b.cfg.Ignored = append(b.cfg.Ignored, canon)
 		d.warn(n, key, "%s is not implemented by this engine; entry ignored", canon)
@@ -968,4 +971,38 @@ func (d *decoder) cron(n *yaml.Node, key string) (*Cron, error) {
 		}
 	}
 	return &Cron{}, nil
+}
+
+// httpFunctions decodes an iii-http-functions config block (strict).
+func (d *decoder) httpFunctions(n *yaml.Node, key string) (*HTTPFunctions, error) {
+	h := &HTTPFunctions{BlockPrivateIPs: true, RequireHTTPS: true}
+	m, err := d.mapping(n, key, "security")
+	if err != nil {
+		return nil, err
+	}
+	v := m["security"]
+	if v == nil || isNull(v) {
+		return h, nil
+	}
+	sk := key + ".security"
+	sec, err := d.mapping(v, sk, "url_allowlist", "block_private_ips", "require_https")
+	if err != nil {
+		return nil, err
+	}
+	if l := sec["url_allowlist"]; l != nil && !isNull(l) {
+		if h.URLAllowlist, err = d.lines(l, sk+".url_allowlist"); err != nil {
+			return nil, err
+		}
+	}
+	if b := sec["block_private_ips"]; b != nil {
+		if h.BlockPrivateIPs, err = d.boolean(b, sk+".block_private_ips"); err != nil {
+			return nil, err
+		}
+	}
+	if b := sec["require_https"]; b != nil {
+		if h.RequireHTTPS, err = d.boolean(b, sk+".require_https"); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
 }
