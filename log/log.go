@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -121,10 +122,16 @@ func Open(dir string, st Projection, opts Options) (*Log, error) {
 		enc:     newRecordEncoder(),
 		entropy: newEntropy(),
 	}
-	if opts.InMemory {
+	switch {
+	case opts.disk != nil: // tests: nothing is replayed into st
+		l.store = opts.disk
+		var last uint64
+		_ = opts.disk.read(opts.disk.firstIndex(), math.MaxUint64, func(i uint64, _ []byte) error { last = i; return nil })
+		l.lastIndex.Store(last)
+	case opts.InMemory:
 		l.opts.Sync = SyncNever // nothing to fsync
 		l.store = newMemStore(opts.RetainBytes, opts.RetainAge)
-	} else {
+	default:
 		ws, last, err := openWAL(dir, opts.SegmentSize, l.logger)
 		if err != nil {
 			return nil, err

@@ -67,6 +67,9 @@ const (
 type Options struct {
 	// Sync is the durability policy; see SyncPolicy.
 	Sync SyncPolicy
+	// disk, set by this package's tests only, replaces the segment files
+	// with a store that models a disk (what survives a power cut).
+	disk store
 	// SyncInterval is the fsync period under SyncInterval (default 100ms).
 	SyncInterval time.Duration
 	// InMemory keeps records in memory only: no files, no snapshots, nothing
