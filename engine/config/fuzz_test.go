@@ -34,7 +34,11 @@ func FuzzParse(f *testing.F) {
 		if !errors.As(err, &ce) {
 			t.Fatalf("%v is not a *config.Error", err)
 		}
-		if lines := strings.Count(text, "\n") + 1; ce.Line < 0 || ce.Line > lines+1 {
+		// YAML breaks lines at \r too (and at NEL, LS, PS), so bound by every
+		// break character.
+		breaks := strings.Count(text, "\n") + strings.Count(text, "\r") +
+			strings.Count(text, "\u0085") + strings.Count(text, "\u2028") + strings.Count(text, "\u2029")
+		if lines := breaks + 1; ce.Line < 0 || ce.Line > lines+1 {
 			t.Fatalf("error at line %d of a %d-line text: %v", ce.Line, lines, err)
 		}
 	})
