@@ -145,6 +145,11 @@ func (e *Engine) fnWorkersRegister(c *builtinCall) callOutcome {
 	if _, ok := c.caller.append(&log.Record{Kind: log.KindWorkerUpdated, Worker: c.caller.id, Value: v}); !ok {
 		return failure(codeInternal, "worker metadata was not recorded")
 	}
+	if !c.caller.named.Swap(true) {
+		var name string
+		json.Unmarshal(probe["name"], &name)
+		e.logger.Info("worker registered", "worker_id", c.caller.id, "name", name, "remote", c.caller.ip)
+	}
 	e.fan.workersChanged("worker_metadata_updated", c.caller.id)
 	return resultOf(json.RawMessage(`{"success":true}`))
 }

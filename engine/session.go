@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +33,7 @@ type session struct {
 	openChannels atomic.Int32 // data channels an untrusted session created that have not ended
 
 	pending atomic.Int32 // calls this connection made that wait for a result
+	named   atomic.Bool  // it reported worker metadata (engine::workers::register)
 
 	enqOnce sync.Once
 	enq     *enqueuer // this connection's queue enqueues, in order (queue.go)
@@ -80,7 +83,9 @@ func (l *listener) Open(c *wire.Conn) {
 	e.mu.Unlock()
 	c.SetSession(s)
 	c.Send(wire.AppendWorkerRegistered(nil, s.id, s.token))
-	e.logger.Info("worker connected", "worker_id", s.id, "remote", s.ip, "listener", l.cfg.Port)
+	// Connections are churn (every `iii trigger` is one); a worker that
+	// reports its name is logged at info when it does (builtins.go).
+	e.logger.Debug("worker connected", "worker_id", s.id, "remote", s.ip, "listener", l.cfg.Port)
 	e.fan.workersChanged("worker_connected", s.id)
 }
 
@@ -137,7 +142,11 @@ func (s *session) retire(why string) {
 	if _, err := e.log.Append(&log.Record{Kind: log.KindWorkerDisconnected, Worker: s.id}); err != nil {
 		e.logger.Error("cannot record disconnection", "worker_id", s.id, "err", err)
 	}
-	e.logger.Info("worker "+why, "worker_id", s.id, "remote", s.ip)
+	level := slog.LevelDebug
+	if s.named.Load() {
+		level = slog.LevelInfo
+	}
+	e.logger.Log(context.Background(), level, "worker "+why, "worker_id", s.id, "remote", s.ip)
 	e.fan.workersChanged("worker_disconnected", s.id)
 }
 
