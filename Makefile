@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test build install
+.PHONY: run test build install bench-readme
 
 build:
 	go build -o bin/iii ./cmd/iii
@@ -12,3 +12,7 @@ install:
 
 test:
 	./scripts/test.sh
+
+# Run iii bench and publish its table in the README (see scripts/bench-readme.sh).
+bench-readme:
+	./scripts/bench-readme.sh

@@ -56,6 +56,8 @@ type Options struct {
 	Out io.Writer
 	// Progress receives one line per measurement as it starts (default: discarded).
 	Progress io.Writer
+	// Markdown writes the report as a Markdown table instead of aligned text.
+	Markdown bool
 }
 
 func (o Options) withDefaults() Options {
@@ -157,6 +159,42 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return err
 }
 
+// WriteMarkdown writes the rows as a Markdown table followed by the
+// summary line in a code block (what `make bench-readme` puts in the
+// README).
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	fmt.Fprintln(w, "| scenario | ours | raw baseline (same run) | ratio | note |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, row := range r.Rows {
+		base := formatValue(row.Baseline, row.Unit)
+		if row.Against != "" && !math.IsNaN(row.Baseline) {
+			base += " (" + row.Against + ")"
+		}
+		ratio := "—"
+		if v := row.Ratio(); !math.IsNaN(v) {
+			ratio = fmt.Sprintf("%.3f", v)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", row.Scenario, formatValue(row.Ours, row.Unit), base, ratio, row.Note)
+	}
+	_, err := fmt.Fprintf(w, "\n```\n%s\n```\n", r.Summary.Line())
+	return err
+}
+
+// Estimate is roughly how long Run takes with o: each scenario makes
+// several measurements of o.Duration, and replay first writes its log.
+func Estimate(o Options) time.Duration {
+	o = o.withDefaults()
+	runs := map[string]float64{"invoke": 8, "set": 6, "store": 2, "queue": 2, "fanout": 8, "replay": 3, "memory": 1, "nats": 8}
+	fixed := map[string]time.Duration{"replay": 15 * time.Second, "memory": 5 * time.Second}
+	var total time.Duration
+	for _, s := range Scenarios {
+		if o.Scenario == "" || o.Scenario == s {
+			total += time.Duration(runs[s]*float64(o.Duration)) + fixed[s]
+		}
+	}
+	return total
+}
+
 func formatValue(v float64, unit string) string {
 	switch {
 	case math.IsNaN(v):
@@ -225,6 +263,9 @@ func Run(ctx context.Context, t Targets, o Options) (*Report, error) {
 		if err := funcs[name](r); err != nil {
 			r.fail(name, err)
 		}
+	}
+	if o.Markdown {
+		return r.rep, r.rep.WriteMarkdown(o.Out)
 	}
 	return r.rep, r.rep.WriteTable(o.Out)
 }

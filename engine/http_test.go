@@ -249,6 +249,9 @@ func TestHTTPStreaming(t *testing.T) {
 			case f := <-p.frames:
 				got = append(got, f.payload...)
 			case <-p.closed:
+				for len(p.frames) > 0 { // frames delivered before the close may still be queued
+					got = append(got, (<-p.frames).payload...)
+				}
 				return map[string]any{"body": map[string]any{"bytes": len(got), "text": string(got)}}, nil
 			}
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,10 +20,12 @@ import (
 )
 
 const benchUsage = `usage:
-  iii bench [--duration D] [--scenario NAME]
+  iii bench [--duration D] [--scenario NAME] [--markdown]
 Runs the throughput benchmarks against an engine started in this process on
 free loopback ports with a temporary data directory, each next to its raw
-baseline. --duration is the length of each measured run (default 3s);
+baseline. --duration is the length of EACH measured run (default 3s); a
+scenario makes several, so the whole run takes far longer (an estimate is
+printed first: about a minute per second of --duration for all of them);
 --scenario runs one of: invoke, set, store, queue, fanout, replay, memory, nats.
 The last line of the output is machine-readable (bench: key=value ...).
 `
@@ -35,7 +38,7 @@ var benchNeedsEngine = map[string]bool{"": true, "invoke": true, "set": true, "q
 // engine could not start (the baselines are still reported); slow numbers
 // are never a failure.
 func runBench(args []string) int {
-	fl, err := parseFlags(args, map[string]bool{"duration": true, "scenario": true}, map[string]bool{"help": true, "h": true})
+	fl, err := parseFlags(args, map[string]bool{"duration": true, "scenario": true}, map[string]bool{"help": true, "h": true, "markdown": true})
 	if err != nil || len(fl.positional) > 0 {
 		if err == nil {
 			err = fmt.Errorf("unexpected argument %q", fl.positional[0])
@@ -47,7 +50,7 @@ func runBench(args []string) int {
 		fmt.Print(benchUsage)
 		return 0
 	}
-	opts := bench.Options{Scenario: fl.get("scenario"), Out: os.Stdout, Progress: os.Stderr}
+	opts := bench.Options{Scenario: fl.get("scenario"), Out: os.Stdout, Progress: os.Stderr, Markdown: fl.has("markdown")}
 	if opts.Scenario != "" && !slices.Contains(bench.Scenarios, opts.Scenario) {
 		fmt.Fprintf(os.Stderr, "iii bench: unknown scenario %q\n%s", opts.Scenario, benchUsage)
 		return 2
@@ -58,6 +61,8 @@ func runBench(args []string) int {
 			return 2
 		}
 	}
+	fmt.Fprintf(os.Stderr, "iii bench: each measurement runs %s; this run takes about %s\n",
+		cmp.Or(opts.Duration, 3*time.Second), bench.Estimate(opts).Round(time.Second))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
