@@ -114,8 +114,18 @@ func (c *client) answer(f frame, h func(json.RawMessage, frame) (any, error), da
 	c.send(reply)
 }
 
-// dial connects a client to url and waits for its workerregistered frame.
+// dial connects a client to url and waits for its workerregistered frame;
+// the connection is closed when the test ends.
 func dial(t *testing.T, url string) *client {
+	t.Helper()
+	c := connect(t, url)
+	t.Cleanup(func() { c.conn.Close(wire.CloseNormal, "") })
+	return c
+}
+
+// connect is dial for a client the test closes itself (nothing keeps it
+// alive until the test ends).
+func connect(t *testing.T, url string) *client {
 	t.Helper()
 	c := &client{t: t, wake: make(chan struct{}, 1), handlers: map[string]func(json.RawMessage, frame) (any, error){}, closed: make(chan error, 1)}
 	conn, err := wire.Dial(context.Background(), url, c, wire.Options{Logger: discardLogger})
@@ -123,7 +133,6 @@ func dial(t *testing.T, url string) *client {
 		t.Fatalf("dial %s: %v", url, err)
 	}
 	c.conn = conn
-	t.Cleanup(func() { conn.Close(wire.CloseNormal, "") })
 	c.id = c.next("workerregistered", func(frame) bool { return true }).str("worker_id")
 	return c
 }

@@ -386,6 +386,7 @@ func respond(ctx context.Context, req *http.Request, w http.ResponseWriter, outc
 	}()
 	status, headers := http.StatusOK, map[string]string{}
 	streaming := false // the handler answered null: the channel is the answer
+	closed := false    // the channel ended without any body
 	for {
 		select {
 		case f, ok := <-frames:
@@ -394,7 +395,7 @@ func respond(ctx context.Context, req *http.Request, w http.ResponseWriter, outc
 					commit(w, status, headers)
 					return
 				}
-				frames = nil // wait for the handler's answer
+				frames, closed = nil, true // wait for the handler's answer
 				continue
 			}
 			if !f.binary {
@@ -418,6 +419,10 @@ func respond(ctx context.Context, req *http.Request, w http.ResponseWriter, outc
 				return
 			case o.hasResult && !isNull(o.result):
 				writeResult(w, o)
+				return
+			}
+			if closed { // it closed the channel first: status and headers only
+				commit(w, status, headers)
 				return
 			}
 			streaming, outcome = true, nil
