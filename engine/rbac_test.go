@@ -10,7 +10,7 @@ import (
 	"github.com/iii-go/iii/engine/config"
 )
 
-// RBAC listeners (rbac-config-exec.md §1): what the auth function sees,
+// RBAC listeners (docs/wire-protocol.md#rbac): what the auth function sees,
 // how its answer is refused, and what the grants then allow.
 
 // serveMeta registers a function with metadata, answered by h.

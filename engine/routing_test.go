@@ -9,7 +9,7 @@ import (
 	"github.com/iii-go/iii/engine/config"
 )
 
-// Routing and the invocation lifecycle (wire-protocol §3.4–§3.6), driven
+// Routing and the invocation lifecycle (docs/wire-protocol.md#invocations and #disconnect-cleanup), driven
 // over real connections: a caller, an owner that answers by hand, and the
 // exact frames each side sees.
 

@@ -10,7 +10,7 @@ import (
 	"github.com/iii-go/iii/engine/config"
 )
 
-// The stream port (streams-and-state.md §7): browsers join stream groups
+// The stream port (docs/wire-protocol.md#stream-port): browsers join stream groups
 // and get every change envelope that matches.
 
 func (c *client) join(sub, stream, group string, item any) {
