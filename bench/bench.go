@@ -142,15 +142,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tours\tbaseline\tratio\tnote")
 	for _, row := range r.Rows {
-		base := formatValue(row.Baseline, row.Unit)
-		if row.Against != "" && !math.IsNaN(row.Baseline) {
-			base += " (" + row.Against + ")"
-		}
-		ratio := "—"
-		if v := row.Ratio(); !math.IsNaN(v) {
-			ratio = fmt.Sprintf("%.3f", v)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", row.Scenario, formatValue(row.Ours, row.Unit), base, ratio, row.Note)
+		fmt.Fprintln(tw, strings.Join(row.cells(), "\t"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -166,15 +158,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintln(w, "| scenario | ours | raw baseline (same run) | ratio | note |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
 	for _, row := range r.Rows {
-		base := formatValue(row.Baseline, row.Unit)
-		if row.Against != "" && !math.IsNaN(row.Baseline) {
-			base += " (" + row.Against + ")"
-		}
-		ratio := "—"
-		if v := row.Ratio(); !math.IsNaN(v) {
-			ratio = fmt.Sprintf("%.3f", v)
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", row.Scenario, formatValue(row.Ours, row.Unit), base, ratio, row.Note)
+		fmt.Fprintf(w, "| %s |\n", strings.Join(row.cells(), " | "))
 	}
 	_, err := fmt.Fprintf(w, "\n```\n%s\n```\n", r.Summary.Line())
 	return err
@@ -193,6 +177,20 @@ func Estimate(o Options) time.Duration {
 		}
 	}
 	return total
+}
+
+// cells are a row's columns as printed: scenario, ours, baseline (against
+// what), ratio, note.
+func (row Row) cells() []string {
+	base := formatValue(row.Baseline, row.Unit)
+	if row.Against != "" && !math.IsNaN(row.Baseline) {
+		base += " (" + row.Against + ")"
+	}
+	ratio := "—"
+	if v := row.Ratio(); !math.IsNaN(v) {
+		ratio = fmt.Sprintf("%.3f", v)
+	}
+	return []string{row.Scenario, formatValue(row.Ours, row.Unit), base, ratio, row.Note}
 }
 
 func formatValue(v float64, unit string) string {

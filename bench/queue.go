@@ -3,12 +3,8 @@ package bench
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
-
-	iiilog "github.com/iii-go/iii/log"
 )
 
 // Durable queues: jobs enqueued (each acknowledged once its record is
@@ -67,16 +63,11 @@ func (r *runner) queue() error {
 	}
 	jobs := float64(handled.Load()-before) / time.Since(t0).Seconds()
 
-	dir, err := os.MkdirTemp(r.o.TempDir, "iii-bench-queue-*")
+	l, _, done, err := r.tempLog("queue")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	l, err := iiilog.Open(filepath.Join(dir, "log"), nopState{}, iiilog.Options{Sync: iiilog.SyncAlways, Logger: quiet})
-	if err != nil {
-		return err
-	}
-	defer l.Close()
+	defer done()
 	r.progress("queue baseline: log appends, %d appenders, for %s", inFlight, r.o.Duration)
 	appends, err := appendLoad(l, inFlight, r.o.Duration)
 	if err != nil {

@@ -93,17 +93,27 @@ func rawWAL(w *wal.Log, next *uint64, frame []byte, batch int, d time.Duration) 
 	return float64(count) / time.Since(t0).Seconds(), nil
 }
 
+// tempLog opens a durable log (sync always) in a fresh directory under
+// TempDir; done closes it and removes the directory.
+func (r *runner) tempLog(name string) (l *iiilog.Log, dir string, done func(), err error) {
+	dir, err = os.MkdirTemp(r.o.TempDir, "iii-bench-"+name+"-*")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	l, err = iiilog.Open(filepath.Join(dir, "log"), nopState{}, iiilog.Options{Sync: iiilog.SyncAlways, Logger: quiet})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", nil, err
+	}
+	return l, dir, func() { l.Close(); os.RemoveAll(dir) }, nil
+}
+
 func (r *runner) store() error {
-	dir, err := os.MkdirTemp(r.o.TempDir, "iii-bench-store-*")
+	l, dir, done, err := r.tempLog("store")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	l, err := iiilog.Open(filepath.Join(dir, "log"), nopState{}, iiilog.Options{Sync: iiilog.SyncAlways, Logger: quiet})
-	if err != nil {
-		return err
-	}
-	defer l.Close()
+	defer done()
 	w, err := wal.Open(filepath.Join(dir, "raw"), &wal.Options{NoSync: true, LogFormat: wal.Binary})
 	if err != nil {
 		return err

@@ -57,7 +57,9 @@ for (const gen of GENERATIONS) {
         // The SDK passes function_id "" when the frame has none (only id and trigger_type are sent).
         assert.equal(un.function_id, '')
       } else {
-        // 0.11.6 never calls unregisterTrigger (sdk-generations §3); nothing to observe on the SDK.
+        // 0.11.6 ignores the engine's unregistertrigger frame to a provider
+        // (docs/wire-protocol.md#unregistertrigger) and never calls unregisterTrigger; nothing to
+        // observe on the SDK.
         await barrier(W)
       }
     })

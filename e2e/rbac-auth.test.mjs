@@ -1,4 +1,7 @@
-// RBAC listener, the auth step (rbac-config-exec §1.2-1.5, README Decisions 3 and 6).
+// RBAC listener, the auth step (docs/wire-protocol.md#connection-lifecycle, #auth-input and
+// #auth-result). Two rules tested here: /otel is served on the RBAC listener too and never runs
+// the auth function (docs/wire-protocol.md#telemetry), and query parameters reach the auth
+// function percent-decoded (upstream passes them raw).
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
@@ -66,7 +69,7 @@ describe('1. auth input', () => {
       as: ['default'],
       tag: [tag],
       token: ['abc'],
-      t: ['a b'], // percent-decoded (Decision 6)
+      t: ['a b'], // percent-decoded (upstream passes the query raw; we decode it)
       p: ['a+b'], // '+' kept
       rep: ['1', '2'], // repeated keys accumulate, in order
       flag: [''], // no '=' -> ""
@@ -84,7 +87,8 @@ describe('1. auth input', () => {
     assert.equal(h['x-rep'], 'second', 'a repeated header: the last value wins')
     assert.equal(h.upgrade.toLowerCase(), 'websocket')
     assert.equal(h['sec-websocket-version'], '13')
-    // Every request header, Host included (§1.3's example; Go keeps it out of http.Header).
+    // Every request header, Host included (the example under docs/wire-protocol.md#auth-input;
+    // Go keeps it out of http.Header).
     assert.equal(h.host, `127.0.0.1:${new URL(urls.rbac).port}`, `no host header in ${JSON.stringify(h)}`)
     c.close()
   })

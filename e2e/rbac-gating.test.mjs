@@ -1,5 +1,5 @@
-// RBAC invocation gating, discovery filtering and middleware (rbac-config-exec §1.6, §1.7;
-// wire-protocol §3.4).
+// RBAC invocation gating, discovery filtering and middleware (docs/wire-protocol.md#routing,
+// #invocation-gating, #expose-rules and #middleware).
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {

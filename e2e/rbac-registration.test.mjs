@@ -1,5 +1,10 @@
-// RBAC registration gates, function_registration_prefix, ownership (README Decisions 4, 5, 10),
-// registration hooks, and two prefixed "browser tabs" on one stream (rbac-config-exec §1.8-1.10).
+// RBAC registration gates, function_registration_prefix, ownership, registration hooks, and two
+// prefixed "browser tabs" on one stream (docs/wire-protocol.md#registration-hooks and
+// #function-prefixes). Ownership rules: a session on an RBAC listener cannot replace a function
+// owned by another connection (FORBIDDEN; on a trusted listener the newest registration wins);
+// the engine's own trigger types (stream, state, ...) cannot be replaced by any worker; trigger
+// ids belong to the connection that registered them (docs/wire-protocol.md#registerfunction,
+// #registertriggertype and #triggers).
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
@@ -298,7 +303,7 @@ describe('3. trigger and trigger type gates', () => {
     trusted.close(); tt.close()
   })
 
-  it('a session can neither replace nor unregister another connection\'s trigger (Decision 10)', async () => {
+  it('a session can neither replace nor unregister another connection\'s trigger (trigger ids belong to the connection that registered them)', async () => {
     const id = uid('trg-owned')
     T.send({ type: 'registertrigger', id, trigger_type: 'stream', function_id: 'shared::on-change', config: { stream_name: 'd10', group_id: 'g' } })
     await T.roundTrip()

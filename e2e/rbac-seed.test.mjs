@@ -1,7 +1,7 @@
-// The todo seed's flow on its RBAC port (rbac-config-exec §1.11, streams-and-state §10): the seed's
-// config text (modules:/class: style), a 0.11.6 API worker with the seed's auth function and
-// todos::* on the trusted port, browsers on the RBAC port (raw frames, our iii-browser-sdk, and
-// iii-sdk@0.22.1 as another tab).
+// The todo seed's flow on its RBAC port (docs/wire-protocol.md#rbac and #stream-triggers): the
+// seed's config text (modules:/class: style, docs/config.md#two-styles), a 0.11.6 API worker with
+// the seed's auth function and todos::* on the trusted port, browsers on the RBAC port (raw
+// frames, our iii-browser-sdk, and iii-sdk@0.22.1 as another tab).
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'

@@ -1,5 +1,7 @@
-// ISSUE "event-sourced streams": change events to `stream` and `state` triggers (§6), ordering
-// under concurrency, trigger registration failures, custom stream implementations (§8).
+// ISSUE "event-sourced streams": change events to `stream` and `state` triggers
+// (docs/wire-protocol.md#stream-triggers, #state-triggers and #delivery-order), ordering under
+// concurrency, trigger registration failures, custom stream implementations
+// (docs/wire-protocol.md#custom-stream-implementations).
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
@@ -332,7 +334,7 @@ describe('trigger registration failures and duplicates (raw)', () => {
 })
 
 for (const gen of GENERATIONS) {
-  describe(`custom stream implementation (§8) registered by iii-sdk@${gen.name}`, () => {
+  describe(`custom stream implementation (docs/wire-protocol.md#custom-stream-implementations) registered by iii-sdk@${gen.name}`, () => {
     const NAME = uid(`custom-${gen.name}`)
     const BAD = uid(`custombad-${gen.name}`)
     const calls = []

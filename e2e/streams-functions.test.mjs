@@ -1,5 +1,6 @@
-// ISSUE "event-sourced streams": stream::* and state::* shapes (streams-and-state §3, §4) and
-// the update ops (§5) through stream::update and state::update.
+// ISSUE "event-sourced streams": stream::* and state::* shapes
+// (docs/wire-protocol.md#stream-functions and #state-functions) and the update ops
+// (docs/wire-protocol.md#update-operations) through stream::update and state::update.
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {
@@ -201,7 +202,7 @@ for (const gen of GENERATIONS) {
   })
 }
 
-// ------------------------------------------------------------------ update ops (§5)
+// ------------------------------------------ update ops (docs/wire-protocol.md#update-operations)
 
 const M = Symbol('missing')
 const nest = (depth) => (depth <= 1 ? {} : { a: nest(depth - 1) })

@@ -1,5 +1,6 @@
-// ISSUE "event-sourced streams": persistence across restart (streams-and-state §9) and a
-// crash test: every acknowledged write survives SIGKILL under `sync: always`.
+// ISSUE "event-sourced streams": persistence across restart (docs/log-format.md#recovery) and a
+// crash test: every acknowledged write survives SIGKILL under `sync: always`
+// (docs/log-format.md#sync-policies).
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startEngine, rawWorker, spawnChild, sleep, uid } from './lib/engine.mjs'

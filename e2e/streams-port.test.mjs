@@ -1,5 +1,5 @@
-// ISSUE "event-sourced streams": the stream WebSocket port (streams-and-state §7) and the
-// stream:join / stream:leave trigger types (§6.6).
+// ISSUE "event-sourced streams": the stream WebSocket port (docs/wire-protocol.md#stream-port)
+// and the stream:join / stream:leave trigger types (docs/wire-protocol.md#join-and-leave).
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import {

@@ -186,6 +186,18 @@ func (q *queues) fnRedriveMessage(kind log.Kind) func(*builtinCall) callOutcome 
 	}
 }
 
+// topicArg is the topic the inspection functions take (queue as an alias).
+func topicArg(topic, queue string) (string, *callOutcome) {
+	if topic == "" {
+		topic = queue
+	}
+	if topic == "" {
+		o := failure("topic_required", "topic is required")
+		return "", &o
+	}
+	return topic, nil
+}
+
 // topicRow is one element of engine::queue::list_topics.
 type topicRow struct {
 	Name        string `json:"name"`
@@ -222,12 +234,9 @@ func (q *queues) fnTopicStats(c *builtinCall) callOutcome {
 	if o := c.decode("engine::queue::topic_stats", &in); o != nil {
 		return *o
 	}
-	name := in.Topic
-	if name == "" {
-		name = in.Queue
-	}
-	if name == "" {
-		return failure("topic_required", "topic is required")
+	name, o := topicArg(in.Topic, in.Queue)
+	if o != nil {
+		return *o
 	}
 	depth, dead := 0, 0
 	for _, n := range q.resolve(name) {
@@ -287,12 +296,9 @@ func (q *queues) fnDLQMessages(c *builtinCall) callOutcome {
 	if o := c.decode("engine::queue::dlq_messages", &in); o != nil {
 		return *o
 	}
-	name := in.Topic
-	if name == "" {
-		name = in.Queue
-	}
-	if name == "" {
-		return failure("topic_required", "topic is required")
+	name, o := topicArg(in.Topic, in.Queue)
+	if o != nil {
+		return *o
 	}
 	limit := uint(50)
 	if in.Limit != nil {

@@ -2,8 +2,9 @@
 //
 // One WebSocket to a worker listener carries everything: calls to remote functions, the
 // browser's own functions and triggers, and the change events they receive. The protocol is
-// described in the engine's specs (wire-protocol.md, sdk-generations.md §5). No dependencies,
-// no build step: this file runs as-is in browsers and in Node >= 20 with a global WebSocket.
+// described in docs/wire-protocol.md; the API this module implements is listed in
+// client/browser/README.md#api. No dependencies, no build step: this file runs as-is in browsers
+// and in Node >= 20 with a global WebSocket.
 
 const DEFAULT_INVOCATION_TIMEOUT_MS = 30000
 

@@ -420,8 +420,8 @@ export async function connected(worker, timeoutMs = 5000) {
 
 /**
  * Round trip from `worker` through the engine. The engine applies a connection's frames in
- * order (wire-protocol §3.2), so once this returns every registration the worker sent before
- * it has been applied.
+ * order (docs/wire-protocol.md#connection-lifecycle), so once this returns every registration
+ * the worker sent before it has been applied.
  */
 export async function barrier(worker) {
   try {

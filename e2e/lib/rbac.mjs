@@ -102,7 +102,7 @@ export async function triggerTypeIds(client) {
   return r.result.triggers.map((t) => t.id)
 }
 
-/** The `invocationresult` an RBAC denial must produce (rbac-config-exec §1.6). */
+/** The `invocationresult` an RBAC denial must produce (docs/wire-protocol.md#invocation-gating). */
 export function forbiddenResult(invocationId, functionId, hint = 'add to rbac.expose_functions') {
   return {
     type: 'invocationresult',

@@ -538,18 +538,8 @@ func (d *decoder) kvAdapter(n *yaml.Node, key, module string) (method, path stri
 	if err != nil {
 		return "", "", err
 	}
-	if v := c["store_method"]; v != nil {
-		if method, err = d.str(v, ckey+".store_method"); err != nil {
-			return "", "", err
-		}
-		if method != StoreFileBased && method != StoreInMemory {
-			return "", "", d.fail(v, ckey+".store_method", "expected file_based or in_memory, got %q", method)
-		}
-	}
-	if v := c["file_path"]; v != nil && !isNull(v) {
-		if path, err = d.str(v, ckey+".file_path"); err != nil {
-			return "", "", err
-		}
+	if method, path, err = d.storeConfig(c, ckey); err != nil {
+		return "", "", err
 	}
 	// Accepted for upstream compatibility; the log decides persistence and
 	// buffering.
@@ -807,18 +797,8 @@ func (d *decoder) queueAdapter(n *yaml.Node, key string) (method, path string, e
 	if err != nil {
 		return "", "", err
 	}
-	if v := c["store_method"]; v != nil {
-		if method, err = d.str(v, ckey+".store_method"); err != nil {
-			return "", "", err
-		}
-		if method != StoreFileBased && method != StoreInMemory {
-			return "", "", d.fail(v, ckey+".store_method", "expected file_based or in_memory, got %q", method)
-		}
-	}
-	if v := c["file_path"]; v != nil && !isNull(v) {
-		if path, err = d.str(v, ckey+".file_path"); err != nil {
-			return "", "", err
-		}
+	if method, path, err = d.storeConfig(c, ckey); err != nil {
+		return "", "", err
 	}
 	if v := c["save_interval_ms"]; v != nil {
 		// Accepted for upstream compatibility: every job change is a log
@@ -917,60 +897,50 @@ func (d *decoder) http(n *yaml.Node, key string) (*HTTP, error) {
 
 // pubsub decodes an iii-pubsub config block: only the local adapter.
 func (d *decoder) pubsub(n *yaml.Node, key string) (*PubSub, error) {
-	m, err := d.mapping(n, key, "adapter")
-	if err != nil {
-		return nil, err
-	}
-	if v := m["adapter"]; v != nil && !isNull(v) {
-		a, err := d.mapping(v, key+".adapter", "name", "class", "config")
-		if err != nil {
-			return nil, err
-		}
-		name := "local"
-		if nv := a["name"]; nv != nil {
-			if name, err = d.str(nv, key+".adapter.name"); err != nil {
-				return nil, err
-			}
-		}
-		if name != "local" {
-			return nil, d.fail(v, key+".adapter", "the %s pubsub adapter is not supported by this engine; use local (one engine delivers to its subscribers)", name)
-		}
-	}
-	return &PubSub{}, nil
+	return &PubSub{}, d.soleAdapter(n, key, "pubsub", "local", "one engine delivers to its subscribers")
 }
 
 // cron decodes an iii-cron config block: the kv adapter (accepted, its
 // settings have no effect here) or nothing; redis is refused.
 func (d *decoder) cron(n *yaml.Node, key string) (*Cron, error) {
+	return &Cron{}, d.soleAdapter(n, key, "cron", "kv", "one engine runs each job")
+}
+
+// soleAdapter decodes a module block whose only key is an adapter of which
+// this engine has one kind, want; any other (a name, or an old-style
+// class naming another) is refused, saying why.
+func (d *decoder) soleAdapter(n *yaml.Node, key, module, want, why string) error {
 	m, err := d.mapping(n, key, "adapter")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if v := m["adapter"]; v != nil && !isNull(v) {
-		a, err := d.mapping(v, key+".adapter", "name", "class", "config")
+	v := m["adapter"]
+	if v == nil || isNull(v) {
+		return nil
+	}
+	a, err := d.mapping(v, key+".adapter", "name", "class", "config")
+	if err != nil {
+		return err
+	}
+	name := want
+	if nv := a["name"]; nv != nil {
+		if name, err = d.str(nv, key+".adapter.name"); err != nil {
+			return err
+		}
+	}
+	if cv := a["class"]; cv != nil {
+		class, err := d.str(cv, key+".adapter.class")
 		if err != nil {
-			return nil, err
+			return err
 		}
-		name := "kv"
-		if nv := a["name"]; nv != nil {
-			if name, err = d.str(nv, key+".adapter.name"); err != nil {
-				return nil, err
-			}
-		}
-		if cv := a["class"]; cv != nil {
-			class, err := d.str(cv, key+".adapter.class")
-			if err != nil {
-				return nil, err
-			}
-			if class == "modules::cron::RedisCronAdapter" {
-				name = "redis"
-			}
-		}
-		if name != "kv" {
-			return nil, d.fail(v, key+".adapter", "the %s cron adapter is not supported by this engine; use kv (one engine runs each job)", name)
+		if strings.Contains(class, "Redis") {
+			name = "redis"
 		}
 	}
-	return &Cron{}, nil
+	if name != want {
+		return d.fail(v, key+".adapter", "the %s %s adapter is not supported by this engine; use %s (%s)", name, module, want, why)
+	}
+	return nil
 }
 
 // httpFunctions decodes an iii-http-functions config block (strict).
@@ -1005,4 +975,24 @@ func (d *decoder) httpFunctions(n *yaml.Node, key string) (*HTTPFunctions, error
 		}
 	}
 	return h, nil
+}
+
+// storeConfig reads an adapter config's store_method (default in_memory)
+// and file_path.
+func (d *decoder) storeConfig(c map[string]*yaml.Node, key string) (method, path string, err error) {
+	method = StoreInMemory
+	if v := c["store_method"]; v != nil {
+		if method, err = d.str(v, key+".store_method"); err != nil {
+			return "", "", err
+		}
+		if method != StoreFileBased && method != StoreInMemory {
+			return "", "", d.fail(v, key+".store_method", "expected file_based or in_memory, got %q", method)
+		}
+	}
+	if v := c["file_path"]; v != nil && !isNull(v) {
+		if path, err = d.str(v, key+".file_path"); err != nil {
+			return "", "", err
+		}
+	}
+	return method, path, nil
 }

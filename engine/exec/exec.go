@@ -319,6 +319,7 @@ func (p *pipeline) run() {
 		r.log.Info("exec: command started", "command", line, "pid", cmd.Process.Pid)
 
 		err = cmd.Wait()
+		cmd.flushed()
 		p.mu.Lock()
 		p.reaped = true
 		stopping := p.stopping
@@ -376,7 +377,7 @@ func (p *pipeline) terminate(grace time.Duration) {
 
 // spawn starts one line as `sh -c <line>` in a new process group, its
 // output piped through prefixing pumps.
-func (r *Runner) spawn(line string) (*exec.Cmd, error) {
+func (r *Runner) spawn(line string) (*started, error) {
 	cmd := exec.Command("sh", "-c", line)
 	cmd.Dir = r.cfg.Dir
 	cmd.Env = r.env
@@ -406,9 +407,28 @@ func (r *Runner) spawn(line string) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("start sh: %w", err)
 	}
 	prefix := label(line)
-	r.out.pump(outR, prefix, r.stdout)
-	r.out.pump(errR, prefix, r.stderr)
-	return cmd, nil
+	outDone, errDone := r.out.pump(outR, prefix, r.stdout), r.out.pump(errR, prefix, r.stderr)
+	return &started{Cmd: cmd, outDone: outDone, errDone: errDone}, nil
+}
+
+// started is a spawned line and the end of its output.
+type started struct {
+	*exec.Cmd
+	outDone, errDone <-chan struct{}
+}
+
+// flushed waits until the line's output has been forwarded, so the next
+// line's output comes after it; a background process that keeps the pipes
+// open holds that up for at most a moment.
+func (s *started) flushed() {
+	timeout := time.After(200 * time.Millisecond)
+	for _, ch := range []<-chan struct{}{s.outDone, s.errDone} {
+		select {
+		case <-ch:
+		case <-timeout:
+			return
+		}
+	}
 }
 
 // signalGroup sends sig to every process in the group.

@@ -53,8 +53,10 @@ type outputs struct {
 	open map[*os.File]struct{}
 }
 
-// pump forwards r to s line by line in the background until EOF.
-func (o *outputs) pump(r *os.File, prefix string, s sink) {
+// pump forwards r to s line by line in the background until EOF, which
+// the returned channel reports.
+func (o *outputs) pump(r *os.File, prefix string, s sink) <-chan struct{} {
+	done := make(chan struct{})
 	o.mu.Lock()
 	if o.open == nil {
 		o.open = map[*os.File]struct{}{}
@@ -64,6 +66,7 @@ func (o *outputs) pump(r *os.File, prefix string, s sink) {
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
+		defer close(done)
 		defer func() {
 			o.mu.Lock()
 			delete(o.open, r)
@@ -92,6 +95,7 @@ func (o *outputs) pump(r *os.File, prefix string, s sink) {
 			}
 		}
 	}()
+	return done
 }
 
 // drain waits for every pump to reach EOF, for at most drainWait (or until
