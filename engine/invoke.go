@@ -259,11 +259,25 @@ func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 		run(in)
 		return
 	}
+	// Each call in flight is a goroutine and its payload: bounded per
+	// connection like the calls it routes to workers, so a client that
+	// pipelines writes without waiting cannot grow the engine without limit.
+	if max := s.e.cfg.Engine.MaxPendingCalls; s.pending.Add(1) > int32(max) {
+		s.pending.Add(-1)
+		if wantsReply {
+			s.reply(id, fid, failure(codeLimitExceeded, "this connection already has "+strconv.Itoa(max)+
+				" calls waiting for a result (engine.max_pending_calls)"), tp, bg)
+		}
+		return
+	}
 	// The decode buffer is reused by the next frame: keep private copies.
 	in.data = bytes.Clone(in.data)
 	in.metadata = bytes.Clone(in.metadata)
 	id, fid, tp, bg = strings.Clone(id), strings.Clone(fid), strings.Clone(tp), strings.Clone(bg)
-	go run(in)
+	go func() {
+		defer s.pending.Add(-1)
+		run(in)
+	}()
 }
 
 // result applies an invocationresult from a worker: the call it answers is

@@ -324,3 +324,32 @@ func TestPendingCallsPerConnection(t *testing.T) {
 		t.Fatalf("third call: %v", r)
 	}
 }
+
+// A client that pipelines engine calls without waiting is held to
+// max_pending_calls too: the rest are refused at once, and everything in
+// flight is answered.
+func TestPipelinedBuiltinsAreBounded(t *testing.T) {
+	e := startEngine(t, nil, func(c *config.Config) { c.Engine.MaxPendingCalls = 8; c.Engine.Sync = "always" })
+	c := dial(t, e.url(0))
+	const n = 2000
+	for i := range n {
+		c.send(map[string]any{"type": "invokefunction", "invocation_id": "s" + itoa(int64(i)), "function_id": "stream::set",
+			"data": map[string]any{"stream_name": "flood", "group_id": "g", "item_id": itoa(int64(i)), "data": i}})
+	}
+	ok, refused := 0, 0
+	for i := range n {
+		r := c.next("invocationresult", func(f frame) bool { return f.str("invocation_id") == "s"+itoa(int64(i)) })
+		switch errorCode(r) {
+		case "":
+			ok++
+		case codeLimitExceeded:
+			refused++
+		default:
+			t.Fatalf("%v", r)
+		}
+	}
+	if ok == 0 || refused == 0 || ok+refused != n {
+		t.Fatalf("%d written, %d refused", ok, refused)
+	}
+	t.Logf("%d written, %d refused", ok, refused)
+}
