@@ -99,7 +99,7 @@ describe('one engine per data directory', () => {
 })
 
 describe('graceful shutdown', () => {
-  it('SIGTERM lets a call in flight finish, then exits 0; a second signal exits at once', async () => {
+  it('SIGTERM stops accepting, lets a call in flight finish, then exits 0; a second signal exits at once', async () => {
     const port = await freePort()
     const e = await startIII(['--port', String(port), '--stream-port', String(await freePort()), '--data-dir', path.join(dir, 'g')])
     const w = await rawWorker(`ws://127.0.0.1:${port}`)
@@ -110,6 +110,8 @@ describe('graceful shutdown', () => {
     await new Promise((r) => setTimeout(r, 100))
     const t0 = Date.now()
     const exited = e.stop()
+    await new Promise((r) => setTimeout(r, 100))
+    await assert.rejects(rawWorker(`ws://127.0.0.1:${port}`), 'a new connection was accepted while shutting down')
     const r = await pending
     assert.deepEqual(r.result, { done: true }, JSON.stringify(r))
     assert.equal(await exited, 0)

@@ -360,6 +360,9 @@ func (e *Engine) StartExec() {
 // Options.ShutdownGrace, or until ctx ends), stops the exec module, closes every connection and listener,
 // and closes the log after the last write is durable.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	for _, srv := range e.servers {
+		srv.StopAccepting() // connections in flight go on; no new ones
+	}
 	if e.http != nil {
 		e.http.shutdown(ctx) // no new requests; those in flight finish
 	}

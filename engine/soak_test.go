@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,15 @@ func TestSoakConnectionChurn(t *testing.T) {
 	baseG, baseFD, baseHeap := runtime.NumGoroutine(), openFDs(), heapInUse()
 
 	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
+	go func() { // a line a minute, for long runs
+		for t0 := time.Now(); time.Now().Before(deadline); {
+			time.Sleep(time.Second)
+			if el := time.Since(t0); el.Truncate(time.Second)%time.Minute == 0 {
+				t.Logf("after %s: RSS %d MiB", el.Truncate(time.Second), rss()>>20)
+			}
+		}
+	}()
+	t.Logf("at start: RSS %d MiB", rss()>>20)
 	var wg sync.WaitGroup
 	var rounds, calls int64
 	var mu sync.Mutex
@@ -108,6 +118,21 @@ func waitFor(d time.Duration, cond func() bool) bool {
 		}
 	}
 	return cond()
+}
+
+// rss is the process's resident set size in bytes (0 when unknown).
+func rss() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	var kb uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+		}
+	}
+	return kb << 10
 }
 
 func openFDs() int {

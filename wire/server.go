@@ -145,11 +145,12 @@ type Server struct {
 	o        *Options
 	upgrader *gws.Upgrader
 
-	mu     sync.Mutex
-	closed bool
-	raw    map[net.Conn]struct{} // accepted, not yet upgraded
-	conns  map[*Conn]struct{}
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	closed  bool
+	stopped bool                  // the listening socket is closed
+	raw     map[net.Conn]struct{} // accepted, not yet upgraded
+	conns   map[*Conn]struct{}
+	wg      sync.WaitGroup
 }
 
 // Listen binds addr ("host:port") at once and serves it in the background.
@@ -182,6 +183,18 @@ func Listen(addr string, h Handler, opts Options) (*Server, error) {
 // Addr returns the bound address (useful with port 0).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// StopAccepting closes the listening socket: no new connection is
+// accepted (the port is free again) while the open ones go on. Close still
+// closes those.
+func (s *Server) StopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopped {
+		s.stopped = true
+		_ = s.ln.Close()
+	}
+}
+
 // Close stops accepting, closes every connection with 1001 "engine shutting
 // down" (after flushing what was queued), and returns once every connection's
 // Handler.Close has returned. A Handler blocked in Message delays it, so it
@@ -194,7 +207,11 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	err := s.ln.Close()
+	var err error
+	if !s.stopped {
+		s.stopped = true
+		err = s.ln.Close()
+	}
 	for nc := range s.raw {
 		_ = nc.Close()
 	}
