@@ -47,3 +47,24 @@ func TestLogDirectoryIsOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+// A segment removed while the log runs is noticed at the next fsync: the
+// write is not acknowledged and the log fails.
+func TestRemovedSegmentFailsTheLog(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir, newTestState(), Options{Sync: SyncAlways})
+	if _, err := l.Append(testRecord(1)); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := segmentFiles(filepath.Join(dir, walDirName))
+	if err != nil || len(segs) == 0 {
+		t.Fatal(segs, err)
+	}
+	if err := os.Remove(segs[len(segs)-1].path); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Append(testRecord(2))
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "was removed from under the log") {
+		t.Fatalf("append after the segment was removed: %v", err)
+	}
+}

@@ -2,7 +2,9 @@ package log
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -45,6 +47,7 @@ type walStore struct {
 	// know when the next sync must also fsync walDir.
 	segSize    int
 	tailBytes  int
+	tailPath   string // the segment being written, to notice its removal
 	newSegment bool
 }
 
@@ -113,6 +116,7 @@ func (s *walStore) init() error {
 		return err
 	}
 	s.tailBytes = int(fi.Size())
+	s.tailPath = segs[len(segs)-1].path
 	return nil
 }
 
@@ -121,14 +125,14 @@ func (s *walStore) write(first uint64, buf []byte, ends []int) error {
 	// target size is cycled before the batch, and a tail reaching it during
 	// the batch is cycled right after that entry.
 	if s.tailBytes > s.segSize {
-		s.tailBytes, s.newSegment = 0, true
+		s.tailBytes, s.newSegment, s.tailPath = 0, true, ""
 	}
 	start := 0
 	for i, end := range ends {
 		n := end - start
 		s.batch.Write(first+uint64(i), buf[start:end])
 		if s.tailBytes += uvarintLen(n) + n; s.tailBytes >= s.segSize {
-			s.tailBytes, s.newSegment = 0, true
+			s.tailBytes, s.newSegment, s.tailPath = 0, true, ""
 		}
 		start = end
 	}
@@ -147,6 +151,17 @@ func uvarintLen(n int) int {
 func (s *walStore) sync() error {
 	if err := s.w.Sync(); err != nil {
 		return err
+	}
+	// A segment deleted under the log still takes writes (the open file
+	// outlives its name) and then vanishes at the next start: refuse to
+	// call that durable. After tidwall cycles to a new segment its name is
+	// read back from the directory once.
+	if s.tailPath == "" {
+		if segs, err := segmentFiles(s.walDir); err == nil && len(segs) > 0 {
+			s.tailPath = segs[len(segs)-1].path
+		}
+	} else if _, err := os.Stat(s.tailPath); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("segment %s was removed from under the log", s.tailPath)
 	}
 	if s.newSegment {
 		if err := syncDir(s.walDir); err != nil {
