@@ -18,6 +18,22 @@ export const III_BIN = process.env.E2E_III_BIN ?? path.join(REPO_DIR, 'bin', 'ii
 if (!process.env.E2E_VERBOSE) console.debug = () => {}
 
 const live = new Set()
+
+// The SDKs log every failed reconnect attempt (and their telemetry socket's comings and goings)
+// on the console; the suites stop and restart engines on purpose, so those lines are expected.
+// They are counted instead of printed; E2E_VERBOSE=1 prints them.
+const sdkNoise = /^\[(iii|OTel)\] (WebSocket error|Reconnecting|Disconnected|Connected|Connection closed|Successfully reconnected)/
+export const quieted = { count: 0 }
+for (const name of ['error', 'log', 'warn']) {
+  const original = console[name].bind(console)
+  console[name] = (...args) => {
+    if (!process.env.E2E_VERBOSE && typeof args[0] === 'string' && sdkNoise.test(args[0])) {
+      quieted.count++
+      return
+    }
+    original(...args)
+  }
+}
 process.on('exit', () => {
   for (const p of live) {
     try { p.kill('SIGKILL') } catch {}
