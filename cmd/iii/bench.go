@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"syscall"
@@ -20,13 +21,15 @@ import (
 )
 
 const benchUsage = `usage:
-  iii bench [--duration D] [--scenario NAME] [--markdown]
+  iii bench [--duration D] [--scenario NAME] [--markdown] [--cpuprofile FILE]
 Runs the throughput benchmarks against an engine started in this process on
 free loopback ports with a temporary data directory, each next to its raw
 baseline. --duration is the length of EACH measured run (default 3s); a
 scenario makes several, so the whole run takes far longer (an estimate is
 printed first: about a minute per second of --duration for all of them);
 --scenario runs one of: invoke, set, store, queue, fanout, replay, memory, nats.
+--cpuprofile writes a pprof CPU profile of the whole run (engine, clients and
+baselines share the process; read it with go tool pprof).
 The last line of the output is machine-readable (bench: key=value ...).
 `
 
@@ -38,7 +41,7 @@ var benchNeedsEngine = map[string]bool{"": true, "invoke": true, "set": true, "q
 // engine could not start (the baselines are still reported); slow numbers
 // are never a failure.
 func runBench(args []string) int {
-	fl, err := parseFlags(args, map[string]bool{"duration": true, "scenario": true}, map[string]bool{"help": true, "h": true, "markdown": true})
+	fl, err := parseFlags(args, map[string]bool{"duration": true, "scenario": true, "cpuprofile": true}, map[string]bool{"help": true, "h": true, "markdown": true})
 	if err != nil || len(fl.positional) > 0 {
 		if err == nil {
 			err = fmt.Errorf("unexpected argument %q", fl.positional[0])
@@ -93,6 +96,18 @@ func runBench(args []string) int {
 			defer stopEngine()
 			targets.EngineURL = url
 		}
+	}
+	if path := fl.get("cpuprofile"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "iii bench: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 	if _, err := bench.Run(ctx, targets, opts); err != nil {
 		fmt.Fprintf(os.Stderr, "iii bench: %v\n", err)

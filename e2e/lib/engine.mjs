@@ -21,13 +21,14 @@ const live = new Set()
 
 // The SDKs log every failed reconnect attempt (and their telemetry socket's comings and goings)
 // on the console; the suites stop and restart engines on purpose, so those lines are expected.
-// They are counted instead of printed; E2E_VERBOSE=1 prints them.
+// They are counted instead of printed; E2E_VERBOSE=1 prints them. Children spawned by spawnChild
+// keep every line: their stdout is what the tests read.
 const sdkNoise = /^\[(iii|OTel)\] (WebSocket error|Reconnecting|Disconnected|Connected|Connection closed|Successfully reconnected)/
 export const quieted = { count: 0 }
 for (const name of ['error', 'log', 'warn']) {
   const original = console[name].bind(console)
   console[name] = (...args) => {
-    if (!process.env.E2E_VERBOSE && typeof args[0] === 'string' && sdkNoise.test(args[0])) {
+    if (!process.env.E2E_VERBOSE && !process.env.E2E_CHILD && typeof args[0] === 'string' && sdkNoise.test(args[0])) {
       quieted.count++
       return
     }
@@ -473,7 +474,7 @@ export async function rejection(promise, what = 'call') {
 export function spawnChild(spec, { env } = {}) {
   const proc = spawn(process.execPath, [path.join(here, 'child.mjs'), JSON.stringify(spec)], {
     cwd: E2E_DIR,
-    env: { ...process.env, ...env },
+    env: { ...process.env, E2E_CHILD: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   live.add(proc)

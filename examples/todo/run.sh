@@ -27,7 +27,9 @@ until (exec 3<>/dev/tcp/127.0.0.1/49134) 2>/dev/null; do
   sleep 0.1
 done
 # stdin from /dev/null: a background job that reads the terminal is stopped.
-pnpm web --port "$web_port" --strictPort </dev/null &
+# Vite runs directly, not through `pnpm web`: pnpm reports a child stopped by
+# Ctrl-C as "[ELIFECYCLE] Command failed", once per pnpm level.
+(cd web && exec ./node_modules/.bin/vite --port "$web_port" --strictPort </dev/null) &
 web=$!
 
 stop() {
