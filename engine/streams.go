@@ -6,6 +6,7 @@ import (
 
 	"github.com/iii-go/iii/log"
 	"github.com/iii-go/iii/projections"
+	"github.com/iii-go/iii/wire"
 )
 
 // The stream module (docs/wire-protocol.md#stream-functions): every write
@@ -121,14 +122,19 @@ func (e *Engine) streamSet(c *builtinCall) callOutcome {
 		streamAddr
 		Data json.RawMessage `json:"data"`
 	}
-	if o := c.decode("stream::set", &in); o != nil {
-		return *o
-	}
-	if o := in.require("stream::set", true, true); o != nil {
-		return *o
-	}
-	if in.Data == nil {
-		return failure(codeDeserialization, "Failed to deserialize input for stream::set: missing field `data`")
+	var w wire.StreamWrite
+	if wire.DecodeStreamWrite(c.data, &w) {
+		in.StreamName, in.GroupID, in.ItemID, in.Data = &w.Stream, &w.Group, &w.Item, w.Data
+	} else {
+		if o := c.decode("stream::set", &in); o != nil {
+			return *o
+		}
+		if o := in.require("stream::set", true, true); o != nil {
+			return *o
+		}
+		if in.Data == nil {
+			return failure(codeDeserialization, "Failed to deserialize input for stream::set: missing field `data`")
+		}
 	}
 	if fn, ok := e.override("set", in.stream()); ok {
 		return e.customWrite(fn, "STREAM_SET_ERROR", &in.streamAddr, "data", in.Data, true)
