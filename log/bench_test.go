@@ -54,6 +54,7 @@ func benchAppend(b *testing.B, policy SyncPolicy) {
 	b.StopTimer()
 	s := l.Stats()
 	b.ReportMetric(float64(s.Appends)/float64(max(s.Batches, 1)), "recs/batch")
+	b.ReportMetric(float64(s.Appends)/float64(max(s.Syncs, 1)), "recs/fsync")
 	if err := l.Close(); err != nil {
 		b.Fatal(err)
 	}

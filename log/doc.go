@@ -44,8 +44,10 @@
 // # Durability
 //
 // One sequencer goroutine assigns indexes and group-commits: requests that
-// queue during a write and fsync form the next batch, written with one write
-// and (under SyncAlways) fsynced with one fsync. A record is applied to the
+// queue during a write form the next batch, written with one write. Under
+// SyncAlways a syncer goroutine fsyncs the tail segment through a descriptor
+// of its own while the sequencer writes the next batches; one fsync covers
+// every batch written before it started. A record is applied to the
 // Projection, and its Append returns, only after its batch is durable under
 // the sync policy: fsynced for SyncAlways; written to the OS for SyncInterval
 // (fsynced every SyncInterval) and SyncNever. A failed write or fsync fails

@@ -15,16 +15,16 @@ import (
 )
 
 // Projection is what the log folds records into (the engine's read model). Its
-// methods run on the sequencer goroutine and must not call back into the Log
-// (Append, AppendBatch, Snapshot would wait on that same goroutine).
+// methods are called by one of the log's goroutines at a time and must not
+// call back into the Log (Append, AppendBatch, Snapshot would wait on them).
 type Projection interface {
-	// Apply is called on the sequencer goroutine, in index order, only
+	// Apply is called in index order, only
 	// after the record is durable under the sync policy (and, on Open, for
 	// every record after the restored snapshot). Its return value is
 	// handed back to the Append caller. Apply may keep rec.
 	Apply(rec *Record) any
-	// Snapshot writes the Projection's full contents. It is called on the
-	// sequencer goroutine between batches, so it sees a state that
+	// Snapshot writes the Projection's full contents. It is called between
+	// batches, with none in flight, so it sees a state that
 	// includes exactly the records up to LastIndex.
 	Snapshot(w io.Writer) error
 	// Restore replaces the Projection's contents with a Snapshot's output. It is
@@ -53,8 +53,9 @@ type Stats struct {
 }
 
 // Log is a write-ahead log with a single sequencer goroutine that assigns
-// indexes, group-commits, and applies records to a Projection. All methods are
-// safe for concurrent use.
+// indexes and group-commits (under SyncAlways a syncer goroutine fsyncs
+// behind it) and applies records to a Projection in index order. All methods
+// are safe for concurrent use.
 type Log struct {
 	dir       string
 	opts      Options
@@ -82,9 +83,21 @@ type Log struct {
 	snapPending atomic.Int32  // snapshots queued or being written
 	snapWritten atomic.Uint64 // index of the newest snapshot on disk
 
+	// failure is set once a write or sync fails; it answers every later
+	// append. The sequencer and the syncer both set it.
+	failMu  sync.Mutex
+	failure error
+
+	// durable carries written batches from the sequencer to the syncer
+	// goroutine under SyncAlways (nil otherwise), which fsyncs them, then
+	// applies and answers them in order; meanwhile the sequencer writes
+	// the next batch.
+	durable    chan pending
+	syncerDone chan struct{}
+
 	// Owned by the sequencer goroutine.
-	failure      error // set once a write or sync fails; answers every later append
-	dirty        bool  // written but not fsynced
+	written      uint64 // last index written to the store
+	dirty        bool   // written but not fsynced (SyncInterval, SyncNever)
 	enc          *recordEncoder
 	buf          []byte
 	ends         []int
@@ -101,6 +114,9 @@ type Log struct {
 const (
 	queueSize       = 1024
 	maxBatchRecords = 4096
+	// syncerQueue bounds the batches written but not yet fsynced: beyond
+	// it the sequencer waits, and requests queue up into bigger batches.
+	syncerQueue = 4
 	// maxKeptBuf is the largest encode buffer kept between batches; one
 	// huge batch should not pin its buffer forever.
 	maxKeptBuf = 4 << 20
@@ -144,6 +160,12 @@ func Open(dir string, st Projection, opts Options) (*Log, error) {
 		l.snapJobs = make(chan snapJob, 1)
 		l.snapDone = make(chan struct{})
 		go l.snapshotWriter()
+	}
+	l.written = l.lastIndex.Load()
+	if l.opts.Sync == SyncAlways {
+		l.durable = make(chan pending, syncerQueue)
+		l.syncerDone = make(chan struct{})
+		go l.syncer()
 	}
 	go l.run()
 	return l, nil

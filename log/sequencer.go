@@ -64,8 +64,8 @@ func (l *Log) run() {
 				}
 				r = req
 			case <-tick:
-				if l.dirty && l.failure == nil {
-					l.syncStore()
+				if l.dirty && l.failed() == nil && l.syncStore() == nil {
+					l.dirty = false
 				}
 				continue
 			}
@@ -97,7 +97,7 @@ func (l *Log) run() {
 		l.commit(batch)
 		clear(batch)
 		l.batch = batch[:0]
-		if l.snapJobs != nil && l.failure == nil && l.snapPending.Load() == 0 &&
+		if l.snapJobs != nil && l.failed() == nil && l.snapPending.Load() == 0 &&
 			(l.sinceRecords >= l.opts.SnapshotEvery || l.sinceBytes >= l.opts.SnapshotBytes) {
 			l.takeSnapshot(nil)
 		}
@@ -108,16 +108,23 @@ func (l *Log) run() {
 	}
 }
 
-// commit stamps, encodes, writes (and under SyncAlways fsyncs) one batch,
-// then applies its records in index order and answers each request.
+// pending is one written batch on its way to the syncer, or a barrier the
+// syncer closes once every batch before it is answered.
+type pending struct {
+	batch   []*request
+	barrier chan struct{}
+}
+
+// commit stamps, encodes and writes one batch. Under SyncAlways it hands the
+// batch to the syncer; otherwise it applies and answers it at once.
 func (l *Log) commit(batch []*request) {
-	if l.failure != nil {
+	if err := l.failed(); err != nil {
 		for _, r := range batch {
-			r.answer(l.failure)
+			r.answer(err)
 		}
 		return
 	}
-	first := l.lastIndex.Load() + 1
+	first := l.written + 1
 	l.buf, l.ends = l.buf[:0], l.ends[:0]
 	for _, r := range batch {
 		mark, bufMark := len(l.ends), len(l.buf)
@@ -138,32 +145,36 @@ func (l *Log) commit(batch []*request) {
 	}
 	if len(l.ends) > 0 {
 		last := first + uint64(len(l.ends)) - 1
-		err := l.store.write(first, l.buf, l.ends)
-		if err != nil {
-			l.failure = fmt.Errorf("%w: write records %d to %d: %w", ErrFailed, first, last, err)
+		if err := l.store.write(first, l.buf, l.ends); err != nil {
+			l.fail(fmt.Errorf("%w: write records %d to %d: %w", ErrFailed, first, last, err))
 		} else {
-			l.dirty = true
+			l.written = last
 			l.batches.Add(1)
 			l.appends.Add(uint64(len(l.ends)))
 			l.bytes.Add(uint64(len(l.buf)))
 			l.sinceRecords += uint64(len(l.ends))
 			l.sinceBytes += int64(len(l.buf))
-			if l.opts.Sync == SyncAlways {
-				l.syncStore()
-			}
-		}
-		if l.failure != nil {
-			for _, r := range batch {
-				if r.err == nil {
-					r.err = l.failure
-				}
-			}
+			l.dirty = l.durable == nil
 		}
 	}
 	if cap(l.buf) > maxKeptBuf {
 		l.buf = nil
 	}
+	if l.durable != nil {
+		// The sequencer reuses its batch slice; the syncer gets its own.
+		l.durable <- pending{batch: append([]*request(nil), batch...)}
+		return
+	}
+	l.finish(batch, l.failed())
+}
+
+// finish applies the records of a batch in index order and answers each
+// request; err (a failed write or fsync) answers the ones still unanswered.
+func (l *Log) finish(batch []*request, err error) {
 	for _, r := range batch {
+		if r.err == nil && err != nil {
+			r.err = err
+		}
 		if r.err == nil {
 			for i, rec := range r.recs {
 				r.results[i] = l.st.Apply(rec)
@@ -172,6 +183,68 @@ func (l *Log) commit(batch []*request) {
 		}
 		r.answer(r.err)
 	}
+}
+
+// syncer runs under SyncAlways. Batches written while it fsyncs queue up in
+// l.durable, and its next fsync covers all of them.
+func (l *Log) syncer() {
+	defer close(l.syncerDone)
+	var group []pending
+	for p := range l.durable {
+		group = append(group[:0], p)
+	more:
+		for {
+			select {
+			case q, ok := <-l.durable:
+				if !ok {
+					break more
+				}
+				group = append(group, q)
+			default:
+				break more
+			}
+		}
+		err := l.failed()
+		if err == nil {
+			err = l.syncStore()
+		}
+		for _, p := range group {
+			if p.barrier != nil {
+				close(p.barrier)
+			} else {
+				l.finish(p.batch, err)
+			}
+		}
+		clear(group)
+	}
+}
+
+// settle waits until every batch handed to the syncer is answered, so the
+// Projection holds exactly the records up to LastIndex.
+func (l *Log) settle() {
+	if l.durable != nil {
+		done := make(chan struct{})
+		l.durable <- pending{barrier: done}
+		<-done
+	}
+}
+
+// failed returns the error that failed the log, or nil.
+func (l *Log) failed() error {
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	return l.failure
+}
+
+// fail records err as the log's failure unless one is already recorded, and
+// returns the recorded one.
+func (l *Log) fail(err error) error {
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	if l.failure == nil {
+		l.failure = err
+	}
+	return l.failure
 }
 
 // stamp assigns rec its index and fills in zero V, Time and ID. Generated
@@ -213,10 +286,8 @@ func (l *Log) fillID(id *ulid.ULID, unixNano int64) {
 // returned.
 func (l *Log) syncStore() error {
 	if err := l.store.sync(); err != nil {
-		l.failure = fmt.Errorf("%w: fsync after index %d: %w", ErrFailed, l.lastIndex.Load(), err)
-		return l.failure
+		return l.fail(fmt.Errorf("%w: fsync after index %d: %w", ErrFailed, l.lastIndex.Load(), err))
 	}
-	l.dirty = false
 	l.syncs.Add(1)
 	return nil
 }
@@ -225,14 +296,18 @@ func (l *Log) syncStore() error {
 // drained.
 func (l *Log) shutdown() {
 	var errs []error
-	if l.dirty && l.failure == nil {
+	if l.durable != nil {
+		close(l.durable)
+		<-l.syncerDone
+	}
+	if l.dirty && l.failed() == nil {
 		errs = append(errs, l.syncStore())
 	}
 	if l.snapJobs != nil {
 		close(l.snapJobs)
 		<-l.snapDone
 	}
-	errs = append(errs, l.store.close(), l.failure)
+	errs = append(errs, l.store.close(), l.failed())
 	if err := errors.Join(errs...); err != nil {
 		l.closeErr = fmt.Errorf("log: close: %w", err)
 	}

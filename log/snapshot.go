@@ -226,9 +226,10 @@ func (l *Log) takeSnapshot(req *request) {
 			l.logger.Warn("log: snapshot failed", "err", err)
 		}
 	}
+	l.settle()
 	index := l.lastIndex.Load()
-	if l.failure != nil {
-		answer(l.failure)
+	if err := l.failed(); err != nil {
+		answer(err)
 		return
 	}
 	if index == l.snapWritten.Load() {
@@ -239,9 +240,10 @@ func (l *Log) takeSnapshot(req *request) {
 	// and SyncNever the records it covers are fsynced first.
 	if l.dirty {
 		if err := l.syncStore(); err != nil {
-			answer(l.failure)
+			answer(err)
 			return
 		}
+		l.dirty = false
 	}
 	// Count from now even if Projection.Snapshot fails, so that a failing
 	// Snapshot is retried after the next SnapshotEvery records rather than

@@ -42,13 +42,19 @@ type walStore struct {
 
 	first atomic.Uint64
 
-	// Owned by the sequencer. tidwall/wal creates a new segment file without
-	// fsyncing the directory, so the store mirrors tidwall's cycling rule to
-	// know when the next sync must also fsync walDir.
-	segSize    int
-	tailBytes  int
-	tailPath   string // the segment being written, to notice its removal
-	newSegment bool
+	// Owned by write (the sequencer). tidwall/wal creates a new segment file
+	// without fsyncing the directory, so the store mirrors tidwall's cycling
+	// rule to know when a sync must also fsync walDir and find the new tail.
+	segSize   int
+	tailBytes int
+	cycles    atomic.Uint64 // segments started by write since open
+
+	// Owned by sync. It fsyncs the tail through a descriptor of its own:
+	// tidwall's Sync holds the lock WriteBatch needs, and the sequencer must
+	// be able to write the next batch while this one is fsynced.
+	syncedCycles uint64
+	tailPath     string // the segment being written
+	tail         *os.File
 }
 
 // openWAL creates the directory layout if needed, repairs a damaged tail and
@@ -116,7 +122,19 @@ func (s *walStore) init() error {
 		return err
 	}
 	s.tailBytes = int(fi.Size())
-	s.tailPath = segs[len(segs)-1].path
+	return s.openTail(segs[len(segs)-1].path)
+}
+
+// openTail points sync's descriptor at the segment file named path.
+func (s *walStore) openTail(path string) error {
+	f, err := os.Open(path) // fsync works on a read-only descriptor
+	if err != nil {
+		return err
+	}
+	if s.tail != nil {
+		s.tail.Close()
+	}
+	s.tail, s.tailPath = f, path
 	return nil
 }
 
@@ -125,14 +143,16 @@ func (s *walStore) write(first uint64, buf []byte, ends []int) error {
 	// target size is cycled before the batch, and a tail reaching it during
 	// the batch is cycled right after that entry.
 	if s.tailBytes > s.segSize {
-		s.tailBytes, s.newSegment, s.tailPath = 0, true, ""
+		s.tailBytes = 0
+		s.cycles.Add(1)
 	}
 	start := 0
 	for i, end := range ends {
 		n := end - start
 		s.batch.Write(first+uint64(i), buf[start:end])
 		if s.tailBytes += uvarintLen(n) + n; s.tailBytes >= s.segSize {
-			s.tailBytes, s.newSegment, s.tailPath = 0, true, ""
+			s.tailBytes = 0
+			s.cycles.Add(1)
 		}
 		start = end
 	}
@@ -148,26 +168,51 @@ func uvarintLen(n int) int {
 	return binary.PutUvarint(b[:], uint64(n))
 }
 
+// sync makes every frame written before the call durable. It may run while
+// write adds the next batch: a frame written meanwhile may or may not be
+// covered, which is never a problem, because a batch is only acknowledged
+// after a sync that started after its write.
 func (s *walStore) sync() error {
-	if err := s.w.Sync(); err != nil {
-		return err
+	// tidwall fsyncs a segment itself when it starts the next one, so only
+	// the tail can hold unsynced frames. Loading cycles first means every
+	// segment a batch written before this call started is found below.
+	cycles := s.cycles.Load()
+	if cycles != s.syncedCycles {
+		segs, err := segmentFiles(s.walDir)
+		if err != nil {
+			return err
+		}
+		if len(segs) > 0 && segs[len(segs)-1].path != s.tailPath {
+			if err := s.openTail(segs[len(segs)-1].path); err != nil {
+				return err
+			}
+		}
 	}
 	// A segment deleted under the log still takes writes (the open file
-	// outlives its name) and then vanishes at the next start: refuse to
-	// call that durable. After tidwall cycles to a new segment its name is
-	// read back from the directory once.
-	if s.tailPath == "" {
-		if segs, err := segmentFiles(s.walDir); err == nil && len(segs) > 0 {
-			s.tailPath = segs[len(segs)-1].path
-		}
-	} else if _, err := os.Stat(s.tailPath); errors.Is(err, fs.ErrNotExist) {
+	// outlives its name) and then vanishes at the next start: refuse to call
+	// that durable. The name can also point at a new file: compaction
+	// rewrites the segment it cuts into (and so, at times, the tail) and
+	// renames the copy over it.
+	named, err := os.Stat(s.tailPath)
+	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("segment %s was removed from under the log", s.tailPath)
 	}
-	if s.newSegment {
+	if err != nil {
+		return err
+	}
+	if open, err := s.tail.Stat(); err != nil || !os.SameFile(named, open) {
+		if err := s.openTail(s.tailPath); err != nil {
+			return err
+		}
+	}
+	if err := s.tail.Sync(); err != nil {
+		return err
+	}
+	if cycles != s.syncedCycles {
 		if err := syncDir(s.walDir); err != nil {
 			return err
 		}
-		s.newSegment = false
+		s.syncedCycles = cycles
 	}
 	return nil
 }
@@ -180,8 +225,11 @@ func (s *walStore) firstIndex() uint64 { return s.first.Load() }
 
 func (s *walStore) close() error {
 	err := s.w.Close() // fsyncs the tail
-	if err == nil && s.newSegment {
+	if err == nil && s.cycles.Load() != s.syncedCycles {
 		err = syncDir(s.walDir)
+	}
+	if s.tail != nil {
+		s.tail.Close()
 	}
 	s.lock.release()
 	return err
