@@ -24,6 +24,13 @@ type builtin struct {
 	description string
 	inline      bool // cheap and never blocks: run on the caller's read goroutine
 	fn          func(c *builtinCall) callOutcome
+	// start, when set, is tried first for a worker's call, on its read
+	// goroutine, and spares the call a goroutine: it either takes the call
+	// and answers through done exactly once (possibly before it returns,
+	// from any goroutine), or returns false without calling done and leaves
+	// the call to fn. c.data is the connection's read buffer: start copies
+	// what it keeps.
+	start func(c *builtinCall, done func(callOutcome)) bool
 }
 
 // builtinCall is one invocation of a built-in function.

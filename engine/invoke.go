@@ -243,18 +243,20 @@ func (s *session) causeOf(tp string) cause {
 
 // invokeBuiltin runs an engine function for a worker. Functions that may
 // wait (log appends, calls into workers) run on their own goroutine so one
-// connection can keep many in flight; cheap reads run inline.
+// connection can keep many in flight, unless their start takes the call
+// (a plain stream::set answers from the log's callback); cheap reads run
+// inline.
 func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 	in := builtinCall{e: s.e, caller: s, data: m.Data, metadata: m.Metadata, cause: s.causeOf(m.Traceparent)}
 	id, fid, tp, bg := m.InvocationID, m.FunctionID, m.Traceparent, m.Baggage
-	run := func(in builtinCall) {
-		o := b.fn(&in)
+	answer := func(o callOutcome) {
 		if wantsReply {
 			s.reply(id, fid, o, tp, bg)
 		} else if o.failed() {
 			s.e.logger.Debug("void call failed", "function_id", fid, "err", o.errorMessage())
 		}
 	}
+	run := func(in builtinCall) { answer(b.fn(&in)) }
 	if b.inline {
 		run(in)
 		return
@@ -271,9 +273,15 @@ func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 		return
 	}
 	// The decode buffer is reused by the next frame: keep private copies.
+	id, fid, tp, bg = strings.Clone(id), strings.Clone(fid), strings.Clone(tp), strings.Clone(bg)
+	if b.start != nil && b.start(&in, func(o callOutcome) {
+		answer(o)
+		s.pending.Add(-1)
+	}) {
+		return
+	}
 	in.data = bytes.Clone(in.data)
 	in.metadata = bytes.Clone(in.metadata)
-	id, fid, tp, bg = strings.Clone(id), strings.Clone(fid), strings.Clone(tp), strings.Clone(bg)
 	go func() {
 		defer s.pending.Add(-1)
 		run(in)

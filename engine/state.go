@@ -50,7 +50,7 @@ func (e *Engine) registerStateFunctions() {
 func (e *Engine) appendState(code string, rec *log.Record) (projections.StateChange, *callOutcome) {
 	res, err := e.log.Append(rec)
 	if err != nil {
-		o := failure(code, "failed to write to the log: "+err.Error())
+		o := logFailure(code, err)
 		return projections.StateChange{}, &o
 	}
 	return res.(projections.Change).State, nil

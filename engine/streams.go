@@ -53,7 +53,7 @@ func deref(s *string) string {
 func (e *Engine) registerStreamFunctions() {
 	const mod = "iii-stream"
 	for _, b := range []*builtin{
-		{id: "stream::set", description: "Store an item in a stream", fn: e.streamSet},
+		{id: "stream::set", description: "Store an item in a stream", fn: e.streamSet, start: e.startStreamSet},
 		{id: "stream::get", description: "Read an item of a stream", fn: e.streamGet},
 		{id: "stream::delete", description: "Delete an item of a stream", fn: e.streamDelete},
 		{id: "stream::update", description: "Apply update operations to an item", fn: e.streamUpdate},
@@ -101,10 +101,15 @@ func overridePayload(a *streamAddr, extraKey string, extra json.RawMessage) json
 func (e *Engine) appendStream(code string, rec *log.Record) (projections.StreamChange, *callOutcome) {
 	res, err := e.log.Append(rec)
 	if err != nil {
-		o := failure(code, "failed to write to the log: "+err.Error())
+		o := logFailure(code, err)
 		return projections.StreamChange{}, &o
 	}
 	return res.(projections.Change).Stream, nil
+}
+
+// logFailure answers a write the log refused.
+func logFailure(code string, err error) callOutcome {
+	return failure(code, "failed to write to the log: "+err.Error())
 }
 
 func oldNew(old, new []byte) callOutcome {
@@ -144,6 +149,32 @@ func (e *Engine) streamSet(c *builtinCall) callOutcome {
 		return *o
 	}
 	return oldNew(ch.Old, ch.New)
+}
+
+// startStreamSet takes a worker's stream::set in its common shape (see
+// wire.DecodeStreamWrite) on a stream without a custom implementation: the
+// record is appended without waiting, and the log's callback answers.
+func (e *Engine) startStreamSet(c *builtinCall, done func(callOutcome)) bool {
+	var w wire.StreamWrite
+	if !wire.DecodeStreamWrite(c.data, &w) {
+		return false
+	}
+	if _, ok := e.override("set", w.Stream); ok {
+		return false
+	}
+	rec := c.mark(&log.Record{Kind: log.KindStreamSet, Stream: w.Stream, Group: w.Group, Item: w.Item, Value: bytes.Clone(w.Data)})
+	err := e.log.AppendAsync(rec, func(res any, err error) {
+		if err != nil {
+			done(logFailure("STREAM_SET_ERROR", err))
+			return
+		}
+		ch := res.(projections.Change).Stream
+		done(oldNew(ch.Old, ch.New))
+	})
+	if err != nil {
+		done(logFailure("STREAM_SET_ERROR", err))
+	}
+	return true
 }
 
 func (e *Engine) streamGet(c *builtinCall) callOutcome {

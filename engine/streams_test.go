@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -373,4 +374,39 @@ func TestCustomStreamImplementation(t *testing.T) {
 	// still the engine's.
 	sameJSON(t, "list_all", w.result("stream::list_all", map[string]any{}), map[string]any{"stream": []any{}, "count": 0})
 	sameJSON(t, "plain stream", w.result("stream::set", addr("plain", "g", "i", "data", 1)), map[string]any{"old_value": nil, "new_value": 1})
+}
+
+// Sets a connection pipelines are appended in the order it sent them (they
+// are submitted from its read goroutine), so each answer's old_value is the
+// value the previous set wrote; void sets are written too.
+func TestPipelinedSetsKeepTheirOrder(t *testing.T) {
+	e := startEngine(t, nil, nil)
+	c := dial(t, e.url(0))
+	const n = 200
+	for i := range n {
+		m := map[string]any{"type": "invokefunction", "invocation_id": "set-" + strconv.Itoa(i), "function_id": "stream::set",
+			"data": addr("s", "g", "item", "data", i)}
+		if i%10 == 9 {
+			m["action"] = map[string]any{"type": "void"}
+			delete(m, "invocation_id")
+		}
+		c.send(m)
+	}
+	for i := range n {
+		if i%10 == 9 {
+			continue
+		}
+		f := c.next("invocationresult", func(f frame) bool { return f.str("invocation_id") == "set-"+strconv.Itoa(i) })
+		res, _ := f["result"].(map[string]any)
+		var want any
+		if i > 0 {
+			want = float64(i - 1)
+		}
+		if res == nil || res["old_value"] != want || res["new_value"] != float64(i) {
+			t.Fatalf("set %d answered %v, want old_value %v and new_value %d", i, f, want, i)
+		}
+	}
+	if got := c.mustCall("stream::get", addr("s", "g", "item")); got != float64(n-1) {
+		t.Fatalf("item is %v after %d sets, want %d", got, n, n-1)
+	}
 }

@@ -237,6 +237,27 @@ func (l *Log) Append(rec *Record) (result any, err error) {
 	return r.results[0], r.err
 }
 
+// AppendAsync is Append without the wait: then is called with Apply's
+// result, or the error, once the record is durable and applied. It runs on
+// one of the log's goroutines, in index order, so it must be quick, must not
+// block and must not call back into the Log. AppendAsync returns an error,
+// and then is never called, only when the log is closed; it blocks while
+// the submit queue is full.
+func (l *Log) AppendAsync(rec *Record, then func(result any, err error)) error {
+	if rec == nil {
+		return errors.New("log: append: nil record")
+	}
+	r := getRequest()
+	r.recs = append(r.recs, rec)
+	r.results = append(r.results, nil)
+	r.then = then
+	if err := l.submit(r); err != nil {
+		putRequest(r)
+		return fmt.Errorf("log: append: %w", err)
+	}
+	return nil
+}
+
 // AppendBatch appends recs as one group with consecutive indexes, written
 // in the same batch, and returns Apply's result for each. Either all of
 // them are committed or none.

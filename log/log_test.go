@@ -486,3 +486,46 @@ func TestSyncFollowsTheTailThroughCompaction(t *testing.T) {
 		t.Fatal("sync still fsyncs the tail file compaction replaced")
 	}
 }
+
+// AppendAsync answers every record once, in index order, with Apply's
+// result, interleaved with blocking appends; after Close it refuses.
+func TestAppendAsync(t *testing.T) {
+	for _, policy := range []SyncPolicy{SyncAlways, SyncNever} {
+		l := openTest(t, t.TempDir(), newTestState(), Options{Sync: policy})
+		const n = 500
+		var mu sync.Mutex
+		var answered []uint64
+		var wg sync.WaitGroup
+		wg.Add(n)
+		for i := range n {
+			rec := testRecord(i)
+			err := l.AppendAsync(rec, func(result any, err error) {
+				defer wg.Done()
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil || result != rec.Index {
+					t.Errorf("record %d: result %v, err %v", rec.Index, result, err)
+				}
+				answered = append(answered, rec.Index)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i%50 == 0 {
+				if _, err := l.Append(testRecord(-i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		wg.Wait()
+		if len(answered) != n || !slices.IsSorted(answered) {
+			t.Fatalf("sync %v: %d answers, in order %v", policy, len(answered), slices.IsSorted(answered))
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.AppendAsync(testRecord(0), func(any, error) { t.Error("called after Close") }); !errors.Is(err, ErrClosed) {
+			t.Fatalf("AppendAsync after Close: %v, want ErrClosed", err)
+		}
+	}
+}

@@ -18,6 +18,7 @@ type request struct {
 	snap    bool
 	err     error
 	done    chan struct{}
+	then    func(result any, err error) // AppendAsync's callback, instead of done
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
@@ -28,11 +29,17 @@ func putRequest(r *request) {
 	clear(r.recs)
 	clear(r.results)
 	r.recs, r.results = r.recs[:0], r.results[:0]
-	r.snap, r.err = false, nil
+	r.snap, r.err, r.then = false, nil, nil
 	requestPool.Put(r)
 }
 
 func (r *request) answer(err error) {
+	if then := r.then; then != nil {
+		result := r.results[0]
+		putRequest(r)
+		then(result, err)
+		return
+	}
 	r.err = err
 	r.done <- struct{}{}
 }
