@@ -273,10 +273,10 @@ func failureValue(errBody json.RawMessage, retryAt int64) []byte {
 }
 
 // enqueue answers invokefunction with action enqueue: the job is recorded
-// (durably) before the receipt is sent. Validation runs here, on the
-// connection's read goroutine; the append runs on the session's enqueuer,
-// which keeps the connection's order and commits what queued up meanwhile
-// as one batch, so a producer need not wait an fsync per job.
+// (durably) before the receipt is sent. Validation and the submit run on the
+// connection's read goroutine, which keeps the connection's order; the log's
+// group commit batches whatever queued up meanwhile, so a producer need not
+// wait an fsync per job, and the log's callback sends the receipt.
 func (q *queues) enqueue(s *session, m *wire.Message, replyID string) {
 	fid, queue := m.FunctionID, m.Queue
 	req := enqueueReq{replyID: strings.Clone(replyID), fid: strings.Clone(fid), reply: m.HasInvocationID,
@@ -291,14 +291,23 @@ func (q *queues) enqueue(s *session, m *wire.Message, replyID string) {
 		s.answerEnqueue(req, failure(codeEnqueueError, msg))
 		return
 	}
-	req.rec = &log.Record{Kind: log.KindJobEnqueued, Queue: strings.Clone(queue), Job: newUUID(), Function: req.fid, Group: group,
+	job := newUUID()
+	rec := &log.Record{Kind: log.KindJobEnqueued, Queue: strings.Clone(queue), Job: job, Function: req.fid, Group: group,
 		Value: bytes.Clone(rawOrNull(m.Data)), Meta: bytes.Clone(m.Metadata)}
-	s.enqueuer().submit(req)
+	answer := func(_ any, err error) {
+		if err != nil {
+			s.answerEnqueue(req, failure(codeEnqueueError, "the job was not recorded: "+err.Error()))
+		} else {
+			s.answerEnqueue(req, resultOf(json.RawMessage(`{"messageReceiptId":"`+job+`"}`)))
+		}
+	}
+	if err := s.e.log.AppendAsync(rec, answer); err != nil {
+		answer(nil, err)
+	}
 }
 
-// enqueueReq is one enqueue on its way to the log.
+// enqueueReq is how an enqueue is answered.
 type enqueueReq struct {
-	rec                  *log.Record
 	replyID, fid         string
 	traceparent, baggage string
 	reply                bool
@@ -307,69 +316,6 @@ type enqueueReq struct {
 func (s *session) answerEnqueue(r enqueueReq, o callOutcome) {
 	if r.reply {
 		s.reply(r.replyID, r.fid, o, r.traceparent, r.baggage)
-	}
-}
-
-// enqueueBatch bounds the jobs one group commit takes from a connection.
-const enqueueBatch = 256
-
-// enqueuer appends one connection's enqueues in order.
-type enqueuer struct {
-	s  *session
-	ch chan enqueueReq
-}
-
-// enqueuer returns the session's enqueuer, starting it on first use.
-func (s *session) enqueuer() *enqueuer {
-	s.enqOnce.Do(func() {
-		s.enq = &enqueuer{s: s, ch: make(chan enqueueReq, enqueueBatch)}
-		go s.enq.run()
-	})
-	return s.enq
-}
-
-// submit hands a request over; it blocks (and so stops reading the
-// connection) while a full batch waits, which is the producer's
-// back-pressure.
-func (q *enqueuer) submit(r enqueueReq) {
-	select {
-	case q.ch <- r:
-	case <-q.s.conn.Done():
-	}
-}
-
-func (q *enqueuer) run() {
-	batch := make([]enqueueReq, 0, enqueueBatch)
-	recs := make([]*log.Record, 0, enqueueBatch)
-	for {
-		select {
-		case r := <-q.ch:
-			batch = append(batch[:0], r)
-		case <-q.s.conn.Done():
-			return // unanswered enqueues were not acknowledged: nothing is lost
-		}
-	more:
-		for len(batch) < enqueueBatch {
-			select {
-			case r := <-q.ch:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		recs = recs[:0]
-		for _, r := range batch {
-			recs = append(recs, r.rec)
-		}
-		_, err := q.s.e.log.AppendBatch(recs)
-		for _, r := range batch {
-			if err != nil {
-				q.s.answerEnqueue(r, failure(codeEnqueueError, "the job was not recorded: "+err.Error()))
-			} else {
-				q.s.answerEnqueue(r, resultOf(json.RawMessage(`{"messageReceiptId":"`+r.rec.Job+`"}`)))
-			}
-		}
-		clear(batch)
 	}
 }
 

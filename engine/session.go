@@ -35,9 +35,6 @@ type session struct {
 	pending atomic.Int32 // calls this connection made that wait for a result
 	named   atomic.Bool  // it reported worker metadata (engine::workers::register)
 
-	enqOnce sync.Once
-	enq     *enqueuer // this connection's queue enqueues, in order (queue.go)
-
 	msg wire.Message // decode buffer, reused: frames are read one at a time
 
 	mu        sync.Mutex
