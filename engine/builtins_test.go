@@ -2,15 +2,12 @@ package engine
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/iii-go/iii/engine/config"
 )
 
 // The engine::* functions, called over the wire like any other function.
@@ -479,22 +476,7 @@ func (s *logSink) find(msg string) map[string]any {
 // startLoggedEngine is startEngine with the engine's log kept in sink.
 func startLoggedEngine(t *testing.T, sink *logSink) *Engine {
 	t.Helper()
-	cfg := &config.Config{
-		Listeners: []config.Listener{{Host: "127.0.0.1"}},
-		Stream:    &config.Stream{Host: "127.0.0.1", StoreMethod: config.StoreInMemory},
-		State:     &config.State{StoreMethod: config.StoreInMemory, TriggersEnabled: true},
-	}
-	logger := slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug - 4}))
-	e, err := New(cfg, Options{DataDir: t.TempDir(), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Shutdown(ctx)
-	})
-	return e
+	return startEngineLogging(t, nil, nil, slog.New(slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug - 4})))
 }
 
 func TestLogFunctions(t *testing.T) {

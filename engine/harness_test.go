@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,12 @@ import (
 // extra listeners, and the stream and state modules.
 func startEngine(t *testing.T, extra []config.Listener, tune func(*config.Config)) *Engine {
 	t.Helper()
+	return startEngineLogging(t, extra, tune, discardLogger)
+}
+
+// startEngineLogging is startEngine with the engine's log going to logger.
+func startEngineLogging(t *testing.T, extra []config.Listener, tune func(*config.Config), logger *slog.Logger) *Engine {
+	t.Helper()
 	cfg := &config.Config{
 		Listeners: append([]config.Listener{{Host: "127.0.0.1"}}, extra...),
 		Stream:    &config.Stream{Host: "127.0.0.1", StoreMethod: config.StoreInMemory},
@@ -34,7 +41,7 @@ func startEngine(t *testing.T, extra []config.Listener, tune func(*config.Config
 	if tune != nil {
 		tune(cfg)
 	}
-	e, err := New(cfg, Options{DataDir: t.TempDir(), Logger: discardLogger})
+	e, err := New(cfg, Options{DataDir: t.TempDir(), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

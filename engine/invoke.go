@@ -249,16 +249,8 @@ func (s *session) causeOf(tp string) cause {
 func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 	in := builtinCall{e: s.e, caller: s, data: m.Data, metadata: m.Metadata, cause: s.causeOf(m.Traceparent)}
 	id, fid, tp, bg := m.InvocationID, m.FunctionID, m.Traceparent, m.Baggage
-	answer := func(o callOutcome) {
-		if wantsReply {
-			s.reply(id, fid, o, tp, bg)
-		} else if o.failed() {
-			s.e.logger.Debug("void call failed", "function_id", fid, "err", o.errorMessage())
-		}
-	}
-	run := func(in builtinCall) { answer(b.fn(&in)) }
 	if b.inline {
-		run(in)
+		s.answerBuiltin(wantsReply, id, fid, tp, bg, b.fn(&in))
 		return
 	}
 	// Each call in flight is a goroutine and its payload: bounded per
@@ -274,18 +266,26 @@ func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 	}
 	// The decode buffer is reused by the next frame: keep private copies.
 	id, fid, tp, bg = strings.Clone(id), strings.Clone(fid), strings.Clone(tp), strings.Clone(bg)
-	if b.start != nil && b.start(&in, func(o callOutcome) {
-		answer(o)
+	done := func(o callOutcome) {
+		s.answerBuiltin(wantsReply, id, fid, tp, bg, o)
 		s.pending.Add(-1)
-	}) {
+	}
+	if b.start != nil && b.start(&in, done) {
 		return
 	}
 	in.data = bytes.Clone(in.data)
 	in.metadata = bytes.Clone(in.metadata)
-	go func() {
-		defer s.pending.Add(-1)
-		run(in)
-	}()
+	go func() { done(b.fn(&in)) }()
+}
+
+// answerBuiltin sends a built-in call's outcome, or for a void call logs a
+// failure.
+func (s *session) answerBuiltin(wantsReply bool, id, fid, tp, bg string, o callOutcome) {
+	if wantsReply {
+		s.reply(id, fid, o, tp, bg)
+	} else if o.failed() {
+		s.e.logger.Debug("void call failed", "function_id", fid, "err", o.errorMessage())
+	}
 }
 
 // result applies an invocationresult from a worker: the call it answers is

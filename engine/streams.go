@@ -127,42 +127,49 @@ func (e *Engine) streamSet(c *builtinCall) callOutcome {
 		streamAddr
 		Data json.RawMessage `json:"data"`
 	}
-	var w wire.StreamWrite
-	if wire.DecodeStreamWrite(c.data, &w) {
-		in.StreamName, in.GroupID, in.ItemID, in.Data = &w.Stream, &w.Group, &w.Item, w.Data
-	} else {
-		if o := c.decode("stream::set", &in); o != nil {
-			return *o
-		}
-		if o := in.require("stream::set", true, true); o != nil {
-			return *o
-		}
-		if in.Data == nil {
-			return failure(codeDeserialization, "Failed to deserialize input for stream::set: missing field `data`")
-		}
+	if o := c.decode("stream::set", &in); o != nil {
+		return *o
+	}
+	if o := in.require("stream::set", true, true); o != nil {
+		return *o
+	}
+	if in.Data == nil {
+		return failure(codeDeserialization, "Failed to deserialize input for stream::set: missing field `data`")
 	}
 	if fn, ok := e.override("set", in.stream()); ok {
 		return e.customWrite(fn, "STREAM_SET_ERROR", &in.streamAddr, "data", in.Data, true)
 	}
-	ch, o := e.appendStream("STREAM_SET_ERROR", c.mark(&log.Record{Kind: log.KindStreamSet, Stream: in.stream(), Group: in.group(), Item: in.item(), Value: in.Data}))
+	ch, o := e.appendStream("STREAM_SET_ERROR", c.setRecord(in.stream(), in.group(), in.item(), in.Data))
 	if o != nil {
 		return *o
 	}
 	return oldNew(ch.Old, ch.New)
 }
 
+// setRecord is the record of a stream::set made by this call.
+func (c *builtinCall) setRecord(stream, group, item string, data []byte) *log.Record {
+	return c.mark(&log.Record{Kind: log.KindStreamSet, Stream: stream, Group: group, Item: item, Value: data})
+}
+
+// streamSetKeys are the string members of a stream::set payload in its
+// common shape; the fourth is "data".
+var streamSetKeys = []string{"stream_name", "group_id", "item_id"}
+
 // startStreamSet takes a worker's stream::set in its common shape (see
-// wire.DecodeStreamWrite) on a stream without a custom implementation: the
-// record is appended without waiting, and the log's callback answers.
+// wire.DecodeFlatObject) on a stream without a custom implementation: the
+// record is appended without waiting, and the log's callback answers. Any
+// other set goes to streamSet, whose encoding/json decoding words the
+// errors.
 func (e *Engine) startStreamSet(c *builtinCall, done func(callOutcome)) bool {
-	var w wire.StreamWrite
-	if !wire.DecodeStreamWrite(c.data, &w) {
+	var addr [3]string // stream, group, item
+	data, ok := wire.DecodeFlatObject(c.data, streamSetKeys, addr[:], "data")
+	if !ok {
 		return false
 	}
-	if _, ok := e.override("set", w.Stream); ok {
+	if _, ok := e.override("set", addr[0]); ok {
 		return false
 	}
-	rec := c.mark(&log.Record{Kind: log.KindStreamSet, Stream: w.Stream, Group: w.Group, Item: w.Item, Value: bytes.Clone(w.Data)})
+	rec := c.setRecord(addr[0], addr[1], addr[2], bytes.Clone(data))
 	err := e.log.AppendAsync(rec, func(res any, err error) {
 		if err != nil {
 			done(logFailure("STREAM_SET_ERROR", err))

@@ -399,6 +399,29 @@ func TestInMemoryRetention(t *testing.T) {
 	}
 }
 
+// frameWriter writes batches of test records straight to a walStore.
+type frameWriter struct {
+	t    *testing.T
+	s    *walStore
+	enc  *recordEncoder
+	next uint64
+}
+
+// write writes one batch of n records.
+func (w *frameWriter) write(n int) {
+	w.t.Helper()
+	var buf []byte
+	var ends []int
+	for i := range n {
+		buf, _ = w.enc.encode(buf, testRecord(int(w.next)+i))
+		ends = append(ends, len(buf))
+	}
+	if err := w.s.write(w.next, buf, ends); err != nil {
+		w.t.Fatal(err)
+	}
+	w.next += uint64(n)
+}
+
 func TestSegmentCycleMirror(t *testing.T) {
 	// The walStore predicts tidwall's segment cycles to know when to fsync
 	// the directory; check the prediction against the files tidwall makes.
@@ -408,21 +431,11 @@ func TestSegmentCycleMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.close()
-	enc := newRecordEncoder()
-	next := uint64(1)
+	w := &frameWriter{t: t, s: s, enc: newRecordEncoder(), next: 1}
 	for _, size := range []int{1, 1, 3, 1, 7, 2, 1, 1, 12, 1, 4, 1, 1, 1, 9} {
 		before, _ := segmentFiles(s.walDir)
 		cycles := s.cycles.Load()
-		var buf []byte
-		var ends []int
-		for i := 0; i < size; i++ {
-			buf, _ = enc.encode(buf, testRecord(int(next)+i))
-			ends = append(ends, len(buf))
-		}
-		if err := s.write(next, buf, ends); err != nil {
-			t.Fatal(err)
-		}
-		next += uint64(size)
+		w.write(size)
 		after, _ := segmentFiles(s.walDir)
 		if made, predicted := uint64(len(after)-len(before)), s.cycles.Load()-cycles; made != predicted {
 			t.Fatalf("batch of %d: tidwall made %d new segments, store predicted %d", size, made, predicted)
@@ -446,20 +459,10 @@ func TestSyncFollowsTheTailThroughCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.close()
-	enc := newRecordEncoder()
-	next := uint64(1)
+	w := &frameWriter{t: t, s: s, enc: newRecordEncoder(), next: 1}
 	write := func(n int) {
 		t.Helper()
-		var buf []byte
-		var ends []int
-		for i := 0; i < n; i++ {
-			buf, _ = enc.encode(buf, testRecord(int(next)+i))
-			ends = append(ends, len(buf))
-		}
-		if err := s.write(next, buf, ends); err != nil {
-			t.Fatal(err)
-		}
-		next += uint64(n)
+		w.write(n)
 		if err := s.sync(); err != nil {
 			t.Fatal(err)
 		}
@@ -470,7 +473,7 @@ func TestSyncFollowsTheTailThroughCompaction(t *testing.T) {
 		t.Fatalf("%d segments; the test needs a tail after older segments", len(segs))
 	}
 	before, _ := s.tail.Stat()
-	if err := s.compact(next-1, 1, 0, time.Now()); err != nil {
+	if err := s.compact(w.next-1, 1, 0, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := segmentFiles(s.walDir); len(after) != 1 {

@@ -19,7 +19,7 @@ go test -race -count=1 ./...
 # Each fuzz target briefly on top of its committed seeds: a regression in a
 # decoder that faces untrusted bytes shows up here, not in production.
 step "fuzz (${FUZZTIME:=5s} each)"
-for target in wire:FuzzDecode wire:FuzzDecodeStreamRequest wire:FuzzSkipDeep wire:FuzzDecodeStreamWrite \
+for target in wire:FuzzDecode wire:FuzzDecodeStreamRequest wire:FuzzSkipDeep wire:FuzzDecodeFlatObject \
   projections:FuzzApplyOps log:FuzzDecodeRecord engine/config:FuzzParse; do
   if ! out=$(go test -run='^$' -fuzz="^${target#*:}\$" -fuzztime="$FUZZTIME" "./${target%%:*}" 2>&1); then
     printf '%s\n' "$out"
