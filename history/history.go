@@ -28,7 +28,7 @@ type Source struct {
 }
 
 // LiveLog reads an open log, whichever store it keeps.
-func LiveLog(l *log.Log) Source {
+func LiveLog(l log.Journal) Source {
 	return Source{Read: l.Read, Last: func() (uint64, error) { return l.LastIndex(), nil }}
 }
 

@@ -29,6 +29,7 @@ type Row struct {
 	Queue       string          `json:"queue,omitempty"`
 	Job         string          `json:"job,omitempty"`
 	Attempt     uint32          `json:"attempt,omitempty"`
+	Node        string          `json:"node,omitempty"`
 	Value       json.RawMessage `json:"value,omitempty"`
 	Meta        json.RawMessage `json:"meta,omitempty"`
 }
@@ -40,7 +41,7 @@ func NewRow(rec *log.Record) Row {
 		Index: rec.Index, ID: rec.ID.String(), Time: time.Unix(0, rec.Time).UTC(), Kind: rec.Kind.String(),
 		Stream: rec.Stream, Group: rec.Group, Item: rec.Item, Scope: rec.Scope, Key: rec.Key,
 		Worker: rec.Worker, Function: rec.Function, Trigger: rec.Trigger, TriggerType: rec.TriggerType,
-		Queue: rec.Queue, Job: rec.Job, Attempt: rec.Attempt,
+		Queue: rec.Queue, Job: rec.Job, Attempt: rec.Attempt, Node: rec.Node,
 		Value: JSONValue(rec.Value), Meta: JSONValue(rec.Meta),
 	}
 }

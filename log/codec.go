@@ -20,11 +20,11 @@ type stringField struct {
 	val *string
 }
 
-func recordStrings(r *Record) [11]stringField {
-	return [11]stringField{
+func recordStrings(r *Record) [12]stringField {
+	return [12]stringField{
 		{"s", &r.Stream}, {"g", &r.Group}, {"i", &r.Item}, {"sc", &r.Scope}, {"ky", &r.Key},
 		{"w", &r.Worker}, {"f", &r.Function}, {"tr", &r.Trigger}, {"tt", &r.TriggerType},
-		{"q", &r.Queue}, {"j", &r.Job},
+		{"q", &r.Queue}, {"j", &r.Job}, {"nd", &r.Node},
 	}
 }
 
@@ -158,7 +158,7 @@ func decodeRecord(d *msgpack.Decoder, r *Record, key []byte) error {
 	return nil
 }
 
-func decodeField(d *msgpack.Decoder, r *Record, key string, strs *[11]stringField) error {
+func decodeField(d *msgpack.Decoder, r *Record, key string, strs *[12]stringField) error {
 	var err error
 	switch key {
 	case "v":

@@ -55,3 +55,17 @@ func (l *dirLock) release() {
 	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	l.f.Close()
 }
+
+// LockDir creates dir (owner-only) if needed and takes the same exclusive
+// lock Open takes, for a directory that holds the local part of a log kept
+// elsewhere (a cluster node's snapshots). The returned func releases it.
+func LockDir(dir string) (release func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("log: lock %s: %w", dir, err)
+	}
+	l, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.release, nil
+}

@@ -44,6 +44,34 @@ var (
 	ErrFailed = errors.New("log failed: an earlier write or fsync error left durability unknown")
 )
 
+// Journal is the log as the engine uses it. *Log, the local write-ahead
+// log, is the embedded default; package cluster serves the same contract
+// from a NATS JetStream stream shared by several engines. In both, records
+// are applied to the Projection in index order, each exactly once, and an
+// append is answered only after its record is durable and applied.
+type Journal interface {
+	// Append blocks until rec is durable and applied and returns Apply's
+	// result.
+	Append(rec *Record) (any, error)
+	// AppendAsync calls then with Apply's result (or the error) once rec is
+	// durable and applied; then must be quick and must not call back in.
+	AppendAsync(rec *Record, then func(result any, err error)) error
+	// AppendBatch appends recs in order and returns Apply's result for each.
+	AppendBatch(recs []*Record) ([]any, error)
+	// Read calls fn for each record with index >= from, in order, up to
+	// LastIndex as of the call; the *Record is reused between calls.
+	Read(from uint64, fn func(*Record) error) error
+	// FirstIndex is the oldest index held; LastIndex the last one applied.
+	FirstIndex() uint64
+	LastIndex() uint64
+	// Snapshot saves the Projection so the next start replays less.
+	Snapshot() error
+	// Close answers what is queued and releases the log.
+	Close() error
+}
+
+var _ Journal = (*Log)(nil)
+
 // Stats counts the sequencer's work since Open.
 type Stats struct {
 	Appends uint64 // records committed

@@ -40,6 +40,7 @@ const (
 	KindJobDead
 	KindJobRedriven
 	KindJobDiscarded
+	KindNodeLost
 	kindEnd
 )
 
@@ -68,6 +69,7 @@ var kindNames = [...]string{
 	KindJobDead:                 "queue.dead",
 	KindJobRedriven:             "queue.redriven",
 	KindJobDiscarded:            "queue.discarded",
+	KindNodeLost:                "node.lost",
 }
 
 // String returns the dotted name used by `iii replay --kind`.
@@ -104,7 +106,7 @@ func ParseKind(name string) (Kind, error) {
 //
 // Field use by kind:
 //
-//	engine.started            Value: {"version": "..."}
+//	engine.started            Value: {"version": "..."}; in a cluster Node: the node that started
 //	worker.connected          Worker; Value: {"listener","ip_address","rbac":bool, ...}
 //	worker.updated            Worker; Value: the engine::workers::register payload (name, runtime, pid, ...)
 //	worker.disconnected       Worker
@@ -127,6 +129,7 @@ func ParseKind(name string) (Kind, error) {
 //	queue.dead                Queue, Job, Attempt; Value: {"error": <ErrorBody>} (moved to the dead-letter queue)
 //	queue.redriven            Queue, Job (back from the dead-letter queue, attempts reset)
 //	queue.discarded           Queue, Job (removed from the dead-letter queue)
+//	node.lost                 Node (the cluster node declared gone); Value: {"incarnation": <ID of its engine.started>, "by": <declaring node>, "reason": ...}
 //
 // Worker is the connection's worker id (a UUID), or "engine" for functions and
 // trigger types the engine provides itself.
@@ -159,6 +162,9 @@ type Record struct {
 	TriggerType string `msgpack:"tt,omitempty"`
 	Queue       string `msgpack:"q,omitempty"`
 	Job         string `msgpack:"j,omitempty"`
+	// Node is the cluster node that wrote the record (engine.cluster.node),
+	// or for node.lost the node declared gone; empty on a single engine.
+	Node string `msgpack:"nd,omitempty"`
 
 	Value []byte `msgpack:"val,omitempty"`
 	Meta  []byte `msgpack:"m,omitempty"`

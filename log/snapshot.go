@@ -191,6 +191,43 @@ func LatestSnapshotBefore(dir string, index uint64) (snapIndex uint64, data []by
 	return 0, nil, nil
 }
 
+// SaveSnapshot writes data as the snapshot at index into dir's snapshots
+// folder (created owner-only if needed), in the format and with the
+// durability of the log's own, and keeps the newest two. It is for a
+// directory that holds snapshots of a log kept elsewhere (a cluster's).
+func SaveSnapshot(dir string, index uint64, data []byte) error {
+	snapDir := filepath.Join(dir, snapshotDirName)
+	if err := os.MkdirAll(snapDir, 0o700); err != nil {
+		return fmt.Errorf("log: save snapshot: %w", err)
+	}
+	if err := writeSnapshot(snapDir, index, data); err != nil {
+		return fmt.Errorf("log: save snapshot %d: %w", index, err)
+	}
+	if _, err := pruneSnapshots(snapDir); err != nil {
+		return fmt.Errorf("log: save snapshot %d: %w", index, err)
+	}
+	return nil
+}
+
+// NewestSnapshot returns the newest intact snapshot SaveSnapshot left in
+// dir, or (0, nil, nil) when there is none. Damaged ones are skipped.
+func NewestSnapshot(dir string) (index uint64, data []byte, err error) {
+	snapDir := filepath.Join(dir, snapshotDirName)
+	idxs, err := snapshotIndexes(snapDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("log: snapshot: %w", err)
+	}
+	for i := len(idxs) - 1; i >= 0; i-- {
+		if data, err := readSnapshot(snapDir, idxs[i]); err == nil {
+			return idxs[i], data, nil
+		}
+	}
+	return 0, nil, nil
+}
+
 // Snapshot takes a snapshot of the Projection now and waits until its file is
 // durable (retention may then remove segments behind it). It is a no-op
 // when nothing was appended since the last snapshot, and in InMemory mode.

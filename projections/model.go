@@ -45,6 +45,9 @@ var folds = func() (t [256]func(m *Model, rec *log.Record) Change) {
 	registry := func(m *Model, rec *log.Record) Change {
 		ch := Change{Registry: m.Registry.Apply(rec)}
 		m.Subs.Apply(rec)
+		if len(ch.Registry.Workers) > 0 {
+			m.Subs.DropWorkers(ch.Registry.Workers...) // a cluster node's connections
+		}
 		return ch
 	}
 	job := func(m *Model, rec *log.Record) Change { return Change{Job: m.Queues.Apply(rec)} }
@@ -60,7 +63,7 @@ var folds = func() (t [256]func(m *Model, rec *log.Record) Change) {
 	}
 	for _, k := range []log.Kind{log.KindEngineStarted, log.KindWorkerConnected, log.KindWorkerUpdated, log.KindWorkerDisconnected,
 		log.KindFunctionRegistered, log.KindFunctionUnregistered, log.KindTriggerRegistered, log.KindTriggerUnregistered,
-		log.KindTriggerTypeRegistered, log.KindTriggerTypeUnregistered} {
+		log.KindTriggerTypeRegistered, log.KindTriggerTypeUnregistered, log.KindNodeLost} {
 		t[k] = registry
 	}
 	return t

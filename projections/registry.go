@@ -19,6 +19,8 @@ type Worker struct {
 	RBAC     bool   `msgpack:"rbac,omitempty"`
 	// Info is the raw worker.connected value, unknown keys included.
 	Info []byte `msgpack:"info,omitempty"`
+	// Node is the cluster node the connection is on ("" on a single engine).
+	Node string `msgpack:"node,omitempty"`
 	// ConnectedAt is the worker.connected record's time (Unix nanoseconds).
 	ConnectedAt int64 `msgpack:"at,omitempty"`
 	// Connected is set by worker.connected; a disconnected worker is removed,
@@ -82,6 +84,9 @@ type Registry struct {
 	owned     map[string]map[string]struct{} // worker -> function ids it owns
 	triggers  omap[Trigger]
 	types     map[string]TriggerType
+	// nodes maps each cluster node that started and was not lost since to
+	// the ID of its engine.started record (its incarnation).
+	nodes map[string]string
 }
 
 // RegistryChange describes what one record did to the registry.
@@ -96,12 +101,24 @@ type RegistryChange struct {
 	Functions    []string
 	Triggers     []Trigger
 	TriggerTypes []string
+	// Workers lists the connections a node-scoped engine.started or a
+	// node.lost removed.
+	Workers []string
 }
 
 // Apply folds one registry record; other kinds yield a zero change.
 func (g *Registry) Apply(rec *log.Record) RegistryChange {
 	switch rec.Kind {
 	case log.KindEngineStarted:
+		if rec.Node != "" {
+			// A cluster node (re)started: only its own earlier connections
+			// are gone; the other nodes' stay.
+			if g.nodes == nil {
+				g.nodes = make(map[string]string)
+			}
+			g.nodes[rec.Node] = rec.ID.String()
+			return g.dropNode(rec.Node)
+		}
 		ch := RegistryChange{
 			Functions:    slices.Sorted(maps.Keys(g.functions)),
 			Triggers:     g.triggers.values(),
@@ -110,8 +127,18 @@ func (g *Registry) Apply(rec *log.Record) RegistryChange {
 		*g = Registry{}
 		return ch
 
+	case log.KindNodeLost:
+		// Declared against one incarnation: a node that has started again
+		// since keeps its new connections.
+		cur, live := g.nodes[rec.Node]
+		if inc := NodeLostIncarnation(rec.Value); !live || (inc != "" && inc != cur) {
+			return RegistryChange{}
+		}
+		delete(g.nodes, rec.Node)
+		return g.dropNode(rec.Node)
+
 	case log.KindWorkerConnected:
-		w := &Worker{ID: rec.Worker, ConnectedAt: rec.Time, Connected: true, Info: cloneBytes(rec.Value)}
+		w := &Worker{ID: rec.Worker, Node: rec.Node, ConnectedAt: rec.Time, Connected: true, Info: cloneBytes(rec.Value)}
 		eachField(w.Info, func(name string, v []byte) {
 			switch name {
 			case "listener":
@@ -244,10 +271,11 @@ func workerID(w *Worker) string {
 // those types stay (pending until the type is provided again).
 func (g *Registry) dropWorker(worker string, ch RegistryChange) RegistryChange {
 	if ids := g.owned[worker]; len(ids) > 0 {
-		ch.Functions = slices.Sorted(maps.Keys(ids))
-		for _, id := range ch.Functions {
+		fns := slices.Sorted(maps.Keys(ids))
+		for _, id := range fns {
 			delete(g.functions, id)
 		}
+		ch.Functions = append(ch.Functions, fns...)
 		delete(g.owned, worker)
 	}
 	for _, t := range g.triggers.all() {
@@ -269,6 +297,37 @@ func (g *Registry) dropWorker(worker string, ch RegistryChange) RegistryChange {
 	}
 	return ch
 }
+
+// dropNode removes every connection on a cluster node and what they owned.
+func (g *Registry) dropNode(node string) RegistryChange {
+	var ch RegistryChange
+	for _, w := range g.workers.all() {
+		if w.Node == node {
+			ch.Workers = append(ch.Workers, w.ID)
+		}
+	}
+	for _, id := range ch.Workers {
+		g.workers.del(id)
+		ch = g.dropWorker(id, ch)
+	}
+	return ch
+}
+
+// NodeLostIncarnation reads the incarnation a node.lost record names ("" if
+// none).
+func NodeLostIncarnation(value []byte) string {
+	var inc string
+	eachField(value, func(name string, v []byte) {
+		if name == "incarnation" {
+			inc, _ = stringValue(v)
+		}
+	})
+	return inc
+}
+
+// Nodes returns the cluster nodes that started and were not lost since,
+// each with its incarnation (the ID of its engine.started record).
+func (g *Registry) Nodes() map[string]string { return maps.Clone(g.nodes) }
 
 func (g *Registry) disown(worker, fn string) {
 	if ids := g.owned[worker]; ids != nil {
@@ -432,6 +491,7 @@ type registrySnapshot struct {
 	Functions    []Function    `msgpack:"functions"`
 	Triggers     []Trigger     `msgpack:"triggers"`
 	TriggerTypes []TriggerType `msgpack:"trigger_types"`
+	Nodes        map[string]string `msgpack:"nodes,omitempty"`
 }
 
 // Snapshot writes the registry (msgpack).
@@ -441,6 +501,7 @@ func (g *Registry) Snapshot(w io.Writer) error {
 		Functions:    g.Functions(),
 		Triggers:     g.Triggers(),
 		TriggerTypes: g.TriggerTypes(),
+		Nodes:        g.nodes,
 	}
 	for _, w := range g.workers.all() {
 		snap.Workers = append(snap.Workers, *w)
@@ -454,7 +515,7 @@ func (g *Registry) Restore(r io.Reader) error {
 	if err := readSnapshot(r, "registry", func(dec *msgpack.Decoder) error { return dec.Decode(&snap) }); err != nil {
 		return err
 	}
-	var fresh Registry
+	fresh := Registry{nodes: snap.Nodes}
 	for i := range snap.Workers {
 		fresh.workers.set(snap.Workers[i].ID, &snap.Workers[i])
 	}

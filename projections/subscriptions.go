@@ -170,6 +170,9 @@ type stateSub struct {
 func (s *Subscriptions) Apply(rec *log.Record) bool {
 	switch rec.Kind {
 	case log.KindEngineStarted:
+		if rec.Node != "" {
+			return false // a cluster node: Model drops its workers' triggers
+		}
 		changed := len(s.ids) > 0
 		*s = Subscriptions{nextSeq: s.nextSeq}
 		return changed
@@ -211,17 +214,23 @@ func (s *Subscriptions) Apply(rec *log.Record) bool {
 		return ref.kind != subOther
 
 	case log.KindWorkerDisconnected:
-		changed := false
-		for id, ref := range s.ids {
-			if ref.worker == rec.Worker {
-				s.remove(id)
-				delete(s.ids, id)
-				changed = changed || ref.kind != subOther
-			}
-		}
-		return changed
+		return s.DropWorkers(rec.Worker)
 	}
 	return false
+}
+
+// DropWorkers removes the triggers the given workers registered; it reports
+// whether the index changed.
+func (s *Subscriptions) DropWorkers(workers ...string) bool {
+	changed := false
+	for id, ref := range s.ids {
+		if slices.Contains(workers, ref.worker) {
+			s.remove(id)
+			delete(s.ids, id)
+			changed = changed || ref.kind != subOther
+		}
+	}
+	return changed
 }
 
 // remove takes the trigger out of the match indexes (not out of ids) and

@@ -450,7 +450,7 @@ func kindStyle(k log.Kind) style {
 		log.KindTriggerRegistered, log.KindTriggerTypeRegistered:
 		return styleGreen
 	case log.KindStreamDelete, log.KindStateDelete, log.KindWorkerDisconnected, log.KindFunctionUnregistered,
-		log.KindTriggerUnregistered, log.KindTriggerTypeUnregistered:
+		log.KindTriggerUnregistered, log.KindTriggerTypeUnregistered, log.KindNodeLost:
 		return styleRed
 	}
 	return styleYellow

@@ -363,7 +363,7 @@ func TestBadInput(t *testing.T) {
 			_, err := history.ParseFilter(history.FilterSpec{Kind: "stream.set,stream.sett"}, now)
 			return err
 		},
-			`kind: unknown record kind "stream.sett" (known: engine.started, worker.connected, worker.updated, worker.disconnected, function.registered, function.unregistered, trigger.registered, trigger.unregistered, triggertype.registered, triggertype.unregistered, stream.set, stream.update, stream.delete, stream.send, state.set, state.update, state.delete, queue.enqueued, queue.failed, queue.done, queue.dead, queue.redriven, queue.discarded, or family.*)`, nil},
+			`kind: unknown record kind "stream.sett" (known: engine.started, worker.connected, worker.updated, worker.disconnected, function.registered, function.unregistered, trigger.registered, trigger.unregistered, triggertype.registered, triggertype.unregistered, stream.set, stream.update, stream.delete, stream.send, state.set, state.update, state.delete, queue.enqueued, queue.failed, queue.done, queue.dead, queue.redriven, queue.discarded, node.lost, or family.*)`, nil},
 		{"malformed since", func() error { _, err := history.ParseFilter(history.FilterSpec{Since: "yesterday"}, now); return err },
 			`since: "yesterday" is neither an RFC 3339 time (2026-11-29T10:42:00Z) nor a duration (15m, 2h)`, nil},
 		{"negative duration", func() error { _, err := history.ParseFilter(history.FilterSpec{Until: "-5m"}, now); return err },

@@ -325,7 +325,37 @@ type Engine struct {
 	MaxPendingCalls int
 	// AuthTimeout bounds an RBAC listener's auth function call (default 5 s).
 	AuthTimeout time.Duration
+
+	// Cluster, when set, puts the log on a NATS JetStream stream shared
+	// with other engines instead of the local write-ahead log.
+	Cluster *Cluster
 }
+
+// Cluster is the engine.cluster block: several engines folding one log on
+// NATS JetStream (docs/config.md#cluster).
+type Cluster struct {
+	// NATSURL lists one or more servers, comma-separated.
+	NATSURL string
+	// Node is this engine's name in the cluster, unique among the engines
+	// sharing the stream (letters, digits, '-' and '_').
+	Node string
+	// Stream is the JetStream stream name (default iii).
+	Stream string
+	// Replicas is the stream's replica count when this engine creates it
+	// (default 1; 3 in production).
+	Replicas int
+	// Creds is an optional NATS credentials file.
+	Creds string
+	// NodeTimeout is how long a node may stay silent before the others
+	// declare it lost (default 5 s; heartbeats go out every second).
+	NodeTimeout time.Duration
+}
+
+// Cluster defaults.
+const (
+	DefaultClusterStream      = "iii"
+	DefaultClusterNodeTimeout = 5 * time.Second
+)
 
 // Error is a configuration problem located in the file.
 type Error struct {

@@ -607,9 +607,15 @@ func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
 		"send_queue_frames", "send_queue_bytes", "ping_after_ms", "idle_timeout_ms", "write_deadline_ms",
 		"snapshot_every", "retain_bytes", "retain_age",
 		"max_json_depth", "max_trigger_depth", "channel_buffer_bytes", "channels_per_session",
-		"registrations_per_session", "max_id_bytes", "max_metadata_bytes", "max_connections", "max_pending_calls", "auth_timeout_ms")
+		"registrations_per_session", "max_id_bytes", "max_metadata_bytes", "max_connections", "max_pending_calls", "auth_timeout_ms",
+		"cluster")
 	if err != nil {
 		return e, err
+	}
+	if v := m["cluster"]; v != nil {
+		if e.Cluster, err = d.cluster(v, key+".cluster"); err != nil {
+			return e, err
+		}
 	}
 	if v := m["sync"]; v != nil {
 		if e.Sync, err = d.str(v, key+".sync"); err != nil {
@@ -691,6 +697,62 @@ func (d *decoder) engine(n *yaml.Node, key string) (Engine, error) {
 		}
 	}
 	return e, nil
+}
+
+// cluster decodes engine.cluster (strict).
+func (d *decoder) cluster(n *yaml.Node, key string) (*Cluster, error) {
+	c := &Cluster{Stream: DefaultClusterStream, Replicas: 1, NodeTimeout: DefaultClusterNodeTimeout}
+	m, err := d.mapping(n, key, "nats_url", "node", "stream", "replicas", "creds", "node_timeout_ms")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		k   string
+		dst *string
+	}{{"nats_url", &c.NATSURL}, {"node", &c.Node}, {"stream", &c.Stream}, {"creds", &c.Creds}} {
+		if v := m[f.k]; v != nil {
+			if *f.dst, err = d.str(v, key+"."+f.k); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if c.NATSURL == "" {
+		return nil, d.fail(n, key+".nats_url", "required: the NATS server(s) holding the cluster's log, e.g. nats://127.0.0.1:4222")
+	}
+	// Node and stream names become parts of NATS subjects.
+	if !isSubjectToken(c.Node) {
+		return nil, d.fail(n, key+".node", "required: this engine's unique name in the cluster, made of letters, digits, '-' and '_' (got %q)", c.Node)
+	}
+	if !isSubjectToken(c.Stream) {
+		return nil, d.fail(n, key+".stream", "a JetStream stream name is made of letters, digits, '-' and '_' (got %q)", c.Stream)
+	}
+	if v := m["replicas"]; v != nil {
+		if c.Replicas, err = d.integer(v, key+".replicas", 1, 5); err != nil {
+			return nil, err
+		}
+	}
+	if v := m["node_timeout_ms"]; v != nil {
+		ms, err := d.integer(v, key+".node_timeout_ms", 2000, 600000)
+		if err != nil {
+			return nil, err
+		}
+		c.NodeTimeout = time.Duration(ms) * time.Millisecond
+	}
+	return c, nil
+}
+
+// isSubjectToken reports whether s is a non-empty run of letters, digits,
+// '-' and '_': safe as one token of a NATS subject and as a stream name.
+func isSubjectToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // queue decodes an iii-queue config block (strict): queue_configs and the

@@ -1,0 +1,268 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iii-go/iii/log"
+)
+
+// startNATS runs a JetStream-enabled nats-server in the test process.
+func startNATS(t testing.TB) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// sumFold is a projection that keeps, per key, how many records it saw and
+// the indexes in the order applied; Apply returns the count before.
+type sumFold struct {
+	mu      sync.Mutex
+	counts  map[string]uint64
+	indexes []uint64
+}
+
+func newSumFold() *sumFold { return &sumFold{counts: map[string]uint64{}} }
+
+func (f *sumFold) Apply(rec *log.Record) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.counts[rec.Item]
+	f.counts[rec.Item] = old + 1
+	f.indexes = append(f.indexes, rec.Index)
+	return old
+}
+
+func (f *sumFold) Snapshot(w io.Writer) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, v := range f.counts {
+		fmt.Fprintf(w, "%s=%d\n", k, v)
+	}
+	return nil
+}
+
+func (f *sumFold) Restore(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Fields(string(b)) {
+		var n uint64
+		k, v, _ := strings.Cut(line, "=")
+		fmt.Sscan(v, &n)
+		f.counts[k] = n
+	}
+	return nil
+}
+
+func (f *sumFold) count(k string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[k]
+}
+
+func openNode(t *testing.T, url, node, dir string, st log.Projection) *Log {
+	t.Helper()
+	l, err := Open(Options{URL: url, Node: node, Dir: dir, SnapshotEvery: 50}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start()
+	return l
+}
+
+func set(item string) *log.Record { return &log.Record{Kind: log.KindStreamSet, Stream: "s", Group: "g", Item: item} }
+
+func TestTwoNodesApplyOneOrder(t *testing.T) {
+	ns := startNATS(t)
+	fa, fb := newSumFold(), newSumFold()
+	a := openNode(t, ns.ClientURL(), "a", t.TempDir(), fa)
+	b := openNode(t, ns.ClientURL(), "b", t.TempDir(), fb)
+	defer a.Close()
+	defer b.Close()
+
+	// Concurrent appends to one key from both nodes: every answer is the
+	// count before it at its own index, so the answers are 0..n-1 exactly once.
+	const per = 200
+	seen := make([]bool, 2*per)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, l := range []*Log{a, b} {
+		for range per {
+			wg.Add(1)
+			if err := l.AppendAsync(set("k"), func(res any, err error) {
+				defer wg.Done()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				n := res.(uint64)
+				if seen[n] {
+					t.Errorf("answer %d given twice", n)
+				}
+				seen[n] = true
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wg.Wait()
+	if _, err := a.Append(set("fence")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return fb.count("fence") == 1 })
+	if fa.count("k") != 2*per || fb.count("k") != 2*per {
+		t.Fatalf("counts a=%d b=%d, want %d", fa.count("k"), fb.count("k"), 2*per)
+	}
+	fa.mu.Lock()
+	fb.mu.Lock()
+	if fmt.Sprint(fa.indexes) != fmt.Sprint(fb.indexes) {
+		t.Error("the nodes applied different index sequences")
+	}
+	for i, idx := range fa.indexes {
+		if idx != uint64(i+1) {
+			t.Fatalf("applied index %d at position %d", idx, i)
+		}
+	}
+	fa.mu.Unlock()
+	fb.mu.Unlock()
+
+	// The records say which node wrote them.
+	nodes := map[string]int{}
+	if err := a.Read(1, func(r *log.Record) error { nodes[r.Node]++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if nodes["a"] != per+1 || nodes["b"] != per {
+		t.Errorf("records by node: %v", nodes)
+	}
+}
+
+func TestRestartFromSnapshotAndEmptyDir(t *testing.T) {
+	ns := startNATS(t)
+	dir := t.TempDir()
+	fa := newSumFold()
+	a := openNode(t, ns.ClientURL(), "a", dir, fa)
+	for i := range 120 {
+		if _, err := a.Append(set(fmt.Sprint(i % 3))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := a.Append(set("0")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Same directory: from the local snapshot plus the 5 after it.
+	f2 := newSumFold()
+	a2 := openNode(t, ns.ClientURL(), "a", dir, f2)
+	if got := f2.count("0"); got != 45 {
+		t.Errorf("restarted: count 0 = %d, want 45", got)
+	}
+	if got := len(f2.indexes); got != 5 {
+		t.Errorf("restarted: replayed %d records after the snapshot, want 5", got)
+	}
+	a2.Close()
+
+	// Empty directory: from the published snapshot.
+	f3 := newSumFold()
+	c := openNode(t, ns.ClientURL(), "c", t.TempDir(), f3)
+	defer c.Close()
+	if got := f3.count("0"); got != 45 {
+		t.Errorf("new node: count 0 = %d, want 45", got)
+	}
+	if got := len(f3.indexes); got != 5 {
+		t.Errorf("new node: replayed %d records, want 5 (after the published snapshot)", got)
+	}
+}
+
+func TestDirectoryLockedAndNATSUnreachable(t *testing.T) {
+	ns := startNATS(t)
+	dir := t.TempDir()
+	a := openNode(t, ns.ClientURL(), "a", dir, newSumFold())
+	defer a.Close()
+	if _, err := Open(Options{URL: ns.ClientURL(), Node: "a2", Dir: dir}, newSumFold()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second open of one directory: %v", err)
+	}
+	_, err := Open(Options{URL: "nats://127.0.0.1:1", Node: "x", Dir: t.TempDir()}, newSumFold())
+	if err == nil || !strings.Contains(err.Error(), "cannot connect to NATS at nats://127.0.0.1:1") {
+		t.Errorf("unreachable NATS: %v", err)
+	}
+	plain, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go plain.Start()
+	plain.ReadyForConnections(5 * time.Second)
+	defer plain.Shutdown()
+	_, err = Open(Options{URL: plain.ClientURL(), Node: "x", Dir: t.TempDir()}, newSumFold())
+	if err == nil || !strings.Contains(err.Error(), "JetStream is not enabled") {
+		t.Errorf("NATS without JetStream: %v", err)
+	}
+}
+
+// A record that is published twice with the same id (a retried publish)
+// is stored and applied once.
+func TestRetriedPublishIsAppliedOnce(t *testing.T) {
+	ns := startNATS(t)
+	f := newSumFold()
+	a := openNode(t, ns.ClientURL(), "a", t.TempDir(), f)
+	defer a.Close()
+	rec := set("once")
+	if _, err := a.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	frame, _ := log.EncodeRecord(nil, rec)
+	js, _ := jetstream.New(a.Conn())
+	ack, err := js.Publish(context.Background(), Subject("iii"), frame, jetstream.WithMsgID(rec.ID.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ack.Duplicate {
+		t.Error("republish not reported as a duplicate")
+	}
+	if _, err := a.Append(set("fence")); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.count("once"); got != 1 {
+		t.Errorf("applied %d times", got)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
