@@ -89,7 +89,9 @@ func openNode(t *testing.T, url, node, dir string, st log.Projection) *Log {
 	return l
 }
 
-func set(item string) *log.Record { return &log.Record{Kind: log.KindStreamSet, Stream: "s", Group: "g", Item: item} }
+func set(item string) *log.Record {
+	return &log.Record{Kind: log.KindStreamSet, Stream: "s", Group: "g", Item: item}
+}
 
 func TestTwoNodesApplyOneOrder(t *testing.T) {
 	ns := startNATS(t)
@@ -265,4 +267,3 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-

@@ -487,10 +487,10 @@ func sortedByID[T any](s []T, id func(T) string) []T {
 // registrySnapshot is the registry's msgpack form; every list is in a fixed
 // order so equal registries give equal bytes.
 type registrySnapshot struct {
-	Workers      []Worker      `msgpack:"workers"`
-	Functions    []Function    `msgpack:"functions"`
-	Triggers     []Trigger     `msgpack:"triggers"`
-	TriggerTypes []TriggerType `msgpack:"trigger_types"`
+	Workers      []Worker          `msgpack:"workers"`
+	Functions    []Function        `msgpack:"functions"`
+	Triggers     []Trigger         `msgpack:"triggers"`
+	TriggerTypes []TriggerType     `msgpack:"trigger_types"`
 	Nodes        map[string]string `msgpack:"nodes,omitempty"`
 }
 
