@@ -104,6 +104,15 @@ type Log struct {
 	closed  bool
 	failure error
 
+	// Catch-up reads (CatchUp): readers that arrive while one stream-info
+	// request is in flight share the next one.
+	catchMu   sync.Mutex
+	nextCatch *catchUp
+	catching  bool
+	appliedMu sync.Mutex
+	appliedCv *sync.Cond
+	watchers  atomic.Int32 // CatchUp callers waiting on appliedCv
+
 	stampMu  sync.Mutex
 	entropy  *ulid.MonotonicEntropy
 	lastTime int64
@@ -149,6 +158,7 @@ func Open(opts Options, st log.Projection) (*Log, error) {
 		waiting: map[ulid.ULID]*waiter{}, live: make(chan struct{}), caughtUp: make(chan struct{}),
 		entropy: ulid.Monotonic(cryptorand.Reader, 0),
 	}
+	l.appliedCv = sync.NewCond(&l.appliedMu)
 	unlock, err := log.LockDir(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -326,6 +336,11 @@ func (l *Log) deliver(msg jetstream.Msg) {
 	l.applyMu.Unlock()
 	if seq == l.target {
 		l.once.Do(func() { close(l.caughtUp) })
+	}
+	if l.watchers.Load() > 0 {
+		l.appliedMu.Lock()
+		l.appliedCv.Broadcast()
+		l.appliedMu.Unlock()
 	}
 	if rec.Node == l.opts.Node {
 		l.settle(rec.ID, func(w *waiter) { w.applied, w.result = true, res })
@@ -521,6 +536,87 @@ func (l *Log) FirstIndex() uint64 {
 	return info.State.FirstSeq
 }
 
+// catchUp is one stream-info request shared by the readers that arrived
+// before it was sent.
+type catchUp struct {
+	done chan struct{}
+	last uint64
+	err  error
+}
+
+// CatchUp waits until this node has applied every record the stream held
+// when CatchUp was called, so a read served after it sees every write any
+// node acknowledged before the read arrived. It costs one request to the
+// stream's leader, shared by the readers waiting at the same time.
+func (l *Log) CatchUp(ctx context.Context) error {
+	l.catchMu.Lock()
+	c := l.nextCatch
+	if c == nil {
+		c = &catchUp{done: make(chan struct{})}
+		l.nextCatch = c
+	}
+	if !l.catching {
+		l.catching = true
+		go l.runCatchUps()
+	}
+	l.catchMu.Unlock()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if c.err != nil {
+		return c.err
+	}
+	if l.applied.Load() >= c.last {
+		return nil
+	}
+	l.watchers.Add(1)
+	defer l.watchers.Add(-1)
+	stop := context.AfterFunc(ctx, func() {
+		l.appliedMu.Lock()
+		l.appliedCv.Broadcast()
+		l.appliedMu.Unlock()
+	})
+	defer stop()
+	l.appliedMu.Lock()
+	defer l.appliedMu.Unlock()
+	for l.applied.Load() < c.last {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := l.failed(); err != nil {
+			return err
+		}
+		l.appliedCv.Wait()
+	}
+	return nil
+}
+
+// runCatchUps sends one stream-info request per batch of waiting readers.
+func (l *Log) runCatchUps() {
+	for {
+		l.catchMu.Lock()
+		c := l.nextCatch
+		l.nextCatch = nil
+		if c == nil {
+			l.catching = false
+			l.catchMu.Unlock()
+			return
+		}
+		l.catchMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		info, err := l.stream.Info(ctx)
+		cancel()
+		if err != nil {
+			c.err = fmt.Errorf("cluster: catch up: %w", err)
+		} else {
+			c.last = info.State.LastSeq
+		}
+		close(c.done)
+	}
+}
+
 // LastIndex is the index of the last record applied on this node.
 func (l *Log) LastIndex() uint64 { return l.applied.Load() }
 
@@ -679,6 +775,9 @@ func (l *Log) fail(err error) {
 	l.waiting = map[ulid.ULID]*waiter{}
 	l.mu.Unlock()
 	l.logger.Error("cluster log failed", "err", err)
+	l.appliedMu.Lock()
+	l.appliedCv.Broadcast() // CatchUp waiters see the failure
+	l.appliedMu.Unlock()
 	for _, w := range left {
 		w.then(nil, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iii-go/iii/cluster"
 	"github.com/iii-go/iii/engine/config"
 	"github.com/iii-go/iii/engine/exec"
 	"github.com/iii-go/iii/log"
@@ -38,7 +39,8 @@ type Engine struct {
 	cfg     *config.Config
 	opts    Options
 	logger  *slog.Logger
-	log     *log.Log
+	log     log.Journal
+	node    *node // nil unless engine.cluster is set
 	view    *view
 	started time.Time
 
@@ -104,36 +106,23 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	dir, inMemory := logLocation(cfg, opts.DataDir)
-	sync, err := log.ParseSyncPolicy(cfg.Engine.Sync)
-	if err != nil {
-		return nil, fmt.Errorf("engine: %w", err)
+	if err := e.openLog(dir, inMemory); err != nil {
+		return nil, err
 	}
-	l, err := log.Open(dir, e.view, log.Options{
-		Sync:          sync,
-		SyncInterval:  time.Duration(cfg.Engine.SyncIntervalMS) * time.Millisecond,
-		InMemory:      inMemory,
-		SnapshotEvery: cfg.Engine.SnapshotEvery,
-		RetainBytes:   cfg.Engine.RetainBytes,
-		RetainAge:     cfg.Engine.RetainAge,
-		Logger:        e.logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("engine: open log in %s: %w", dir, err)
-	}
-	e.log = l
-	if inMemory {
-		e.logger.Info("log kept in memory", "reason", "store_method in_memory")
-	} else {
-		rec := l.Recovered()
-		e.logger.Info("log opened", "dir", dir, "first_index", l.FirstIndex(), "last_index", l.LastIndex(),
-			"snapshot_index", rec.SnapshotIndex, "replayed", rec.Replayed, "sync", sync.String())
-	}
+	l := e.log
 
 	// History is replayed; from here on every applied change is delivered.
 	e.view.changed = e.fan.deliver
-	if err := e.announceStart(); err != nil {
+	incarnation, err := e.announceStart()
+	if err != nil {
 		l.Close()
 		return nil, err
+	}
+	if e.node != nil {
+		if err := e.node.start(incarnation); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("engine: cluster: %w", err)
+		}
 	}
 	if err := e.listen(); err != nil {
 		e.closeServers()
@@ -149,6 +138,48 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 		go e.cron.run()
 	}
 	return e, nil
+}
+
+// openLog opens the local write-ahead log, or with engine.cluster the
+// cluster's log on JetStream (whose local directory keeps snapshots).
+func (e *Engine) openLog(dir string, inMemory bool) error {
+	cfg := e.cfg
+	if cl := cfg.Engine.Cluster; cl != nil {
+		l, err := cluster.Open(cluster.Options{
+			URL: cl.NATSURL, Node: cl.Node, Stream: cl.Stream, Replicas: cl.Replicas, Creds: cl.Creds,
+			Dir: dir, SnapshotEvery: cfg.Engine.SnapshotEvery, Logger: e.logger,
+		}, e.view)
+		if err != nil {
+			return fmt.Errorf("engine: %w", err)
+		}
+		e.log, e.node = l, newNode(e, l, cl.NodeTimeout)
+		return nil
+	}
+	sync, err := log.ParseSyncPolicy(cfg.Engine.Sync)
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	l, err := log.Open(dir, e.view, log.Options{
+		Sync:          sync,
+		SyncInterval:  time.Duration(cfg.Engine.SyncIntervalMS) * time.Millisecond,
+		InMemory:      inMemory,
+		SnapshotEvery: cfg.Engine.SnapshotEvery,
+		RetainBytes:   cfg.Engine.RetainBytes,
+		RetainAge:     cfg.Engine.RetainAge,
+		Logger:        e.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("engine: open log in %s: %w", dir, err)
+	}
+	e.log = l
+	if inMemory {
+		e.logger.Info("log kept in memory", "reason", "store_method in_memory")
+	} else {
+		rec := l.Recovered()
+		e.logger.Info("log opened", "dir", dir, "first_index", l.FirstIndex(), "last_index", l.LastIndex(),
+			"snapshot_index", rec.SnapshotIndex, "replayed", rec.Replayed, "sync", sync.String())
+	}
+	return nil
 }
 
 // sweepChannels drops data channels whose ends never connected.
@@ -256,9 +287,10 @@ func logLocation(cfg *config.Config, dataDir string) (dir string, inMemory bool)
 }
 
 // announceStart appends engine.started (which ends every connection of the
-// previous run in the registry) followed by the engine's own functions and
-// trigger types, as one group commit.
-func (e *Engine) announceStart() error {
+// previous run in the registry; in a cluster, this node's only) followed by
+// the engine's own functions and trigger types, as one group commit. It
+// returns the engine.started record's ID: this run's incarnation.
+func (e *Engine) announceStart() (string, error) {
 	recs := []*log.Record{{Kind: log.KindEngineStarted, Value: []byte(`{"version":` + strconv.Quote(Version) + `}`)}}
 	for _, id := range sortedKeys(e.builtins) {
 		b := e.builtins[id]
@@ -268,10 +300,13 @@ func (e *Engine) announceStart() error {
 		recs = append(recs, &log.Record{Kind: log.KindTriggerTypeRegistered, Worker: log.EngineWorker, TriggerType: id,
 			Value: []byte(`{"description":` + strconv.Quote(e.builtinTypes[id]+" trigger type") + `}`)})
 	}
-	if _, err := e.log.AppendBatch(recs); err != nil {
-		return fmt.Errorf("engine: record start: %w", err)
+	if e.node != nil {
+		e.node.log.Start() // history is applied; new records reach the change hook
 	}
-	return nil
+	if _, err := e.log.AppendBatch(recs); err != nil {
+		return "", fmt.Errorf("engine: record start: %w", err)
+	}
+	return recs[0].ID.String(), nil
 }
 
 // listen binds every configured listener; a port that cannot be bound is
@@ -383,6 +418,9 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		<-e.cron.done
 	}
 	e.closeServers()
+	if e.node != nil {
+		e.node.close()
+	}
 	e.fan.stop()
 	// A snapshot at shutdown makes the next start replay nothing.
 	if err := e.log.Snapshot(); err != nil {

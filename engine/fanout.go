@@ -87,16 +87,19 @@ func newFanout(e *Engine) *fanout {
 // after each durable record is applied.
 func (f *fanout) deliver(rec *log.Record, res projections.Change) {
 	from := cause{trigger: rec.Cause, depth: rec.Depth}
-	if c := f.e.cron; c != nil {
-		switch rec.Kind {
-		case log.KindTriggerRegistered, log.KindTriggerUnregistered, log.KindWorkerDisconnected, log.KindEngineStarted:
+	switch rec.Kind {
+	case log.KindTriggerRegistered, log.KindTriggerUnregistered, log.KindWorkerDisconnected, log.KindEngineStarted, log.KindNodeLost:
+		if c := f.e.cron; c != nil {
 			c.poke() // jobs are cron triggers
 		}
-	}
-	if h := f.e.http; h != nil {
-		switch rec.Kind {
-		case log.KindTriggerRegistered, log.KindTriggerUnregistered, log.KindWorkerDisconnected, log.KindEngineStarted:
+		if h := f.e.http; h != nil {
 			h.dirty.Store(true) // routes are http triggers
+		}
+	}
+	if n := f.e.node; n != nil {
+		n.applied(rec)
+		if rec.Node != n.name {
+			f.e.forwardRemote(rec, res.Registry)
 		}
 	}
 	if q := f.e.queues; q != nil {
@@ -229,6 +232,9 @@ func (f *fanout) fire(s projections.Sub, payload json.RawMessage, from cause) {
 		e.logger.Warn("trigger not fired: chain of triggers firing triggers is too deep", "trigger_id", s.TriggerID,
 			"function_id", s.Function, "depth", int(from.depth)+1, "limit", limit, "setting", "engine.max_trigger_depth")
 		return
+	}
+	if !e.firesHere(s.Worker) {
+		return // another cluster node fires it
 	}
 	tp := traceparent(h, from.depth+1)
 	if s.Condition == "" {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iii-go/iii/projections"
 	"github.com/iii-go/iii/wire"
 )
 
@@ -112,10 +113,12 @@ func (s *session) reply(invocationID, functionID string, o callOutcome, tracepar
 	s.send(wire.AppendInvocationResult(nil, &r))
 }
 
-// target is where a function id leads: an engine built-in or a worker.
+// target is where a function id leads: an engine built-in, a worker on
+// this engine, or (in a cluster) a worker on another node.
 type target struct {
 	builtin    *builtin
 	owner      *session
+	remote     string // the node whose worker owns the function
 	id         string
 	invocation json.RawMessage // an HTTP-invoked function's endpoint (httpfn.go)
 }
@@ -124,6 +127,10 @@ type target struct {
 func (e *Engine) lookup(functionID string) (target, bool) {
 	e.view.mu.RLock()
 	f, ok := e.view.Registry.Function(functionID)
+	var w projections.Worker
+	if ok && e.node != nil {
+		w, _ = e.view.Registry.Worker(f.Worker)
+	}
 	e.view.mu.RUnlock()
 	if !ok {
 		return target{}, false
@@ -133,6 +140,9 @@ func (e *Engine) lookup(functionID string) (target, bool) {
 	}
 	owner := e.session(f.Worker)
 	if owner == nil {
+		if w.Node != "" && w.Node != e.node.name {
+			return target{remote: w.Node, id: functionID}, true
+		}
 		return target{}, false
 	}
 	t := target{owner: owner, id: functionID}
@@ -181,6 +191,10 @@ func (s *session) invoke(m *wire.Message) {
 	if isObject(data) {
 		data = wire.AppendWithField(nil, data, "_caller_worker_id", s.id)
 	}
+	if t.remote != "" {
+		s.invokeRemote(t.remote, m, data, wantsReply)
+		return
+	}
 	if t.invocation != nil {
 		data, fid, tp, bg, id := bytes.Clone(data), strings.Clone(fid), strings.Clone(m.Traceparent), strings.Clone(m.Baggage), strings.Clone(m.InvocationID)
 		go func() {
@@ -217,6 +231,32 @@ func (s *session) invoke(m *wire.Message) {
 		Traceparent:  s.passedTraceparent(m.Traceparent),
 		Baggage:      m.Baggage,
 	}))
+}
+
+// invokeRemote carries a worker's call to the cluster node whose worker
+// owns the function; the answer comes back as from a local worker.
+func (s *session) invokeRemote(to string, m *wire.Message, data json.RawMessage, wantsReply bool) {
+	e := s.e
+	n := e.node
+	fid, tp := m.FunctionID, s.passedTraceparent(m.Traceparent)
+	if !wantsReply {
+		n.send(to, fid, data, m.Metadata, tp)
+		return
+	}
+	if max := e.cfg.Engine.MaxPendingCalls; s.pending.Add(1) > int32(max) {
+		s.pending.Add(-1)
+		s.reply(m.InvocationID, fid, failure(codeLimitExceeded, "this connection already has "+strconv.Itoa(max)+
+			" calls waiting for a result (engine.max_pending_calls)"), m.Traceparent, m.Baggage)
+		return
+	}
+	// The decode buffer is reused by the next frame: keep private copies.
+	id, fid, tp, bg := strings.Clone(m.InvocationID), strings.Clone(fid), strings.Clone(tp), strings.Clone(m.Baggage)
+	data, meta, echoTP := bytes.Clone(data), bytes.Clone(m.Metadata), strings.Clone(m.Traceparent)
+	go func() {
+		o := n.call(to, fid, data, meta, tp, e.cfg.Engine.CallTimeout)
+		s.pending.Add(-1)
+		s.reply(id, fid, o, echoTP, bg)
+	}()
 }
 
 // passedTraceparent is the traceparent forwarded for this session's call:
@@ -331,6 +371,14 @@ func (e *Engine) callWithin(functionID string, data, metadata json.RawMessage, t
 	if !ok {
 		return failure(codeFunctionNotFound, "Function "+functionID+" not found")
 	}
+	if t.remote != "" {
+		return e.node.call(t.remote, functionID, data, metadata, traceparent, timeout)
+	}
+	return e.callTarget(t, functionID, data, metadata, traceparent, timeout)
+}
+
+// callTarget is callWithin for a function found on this engine.
+func (e *Engine) callTarget(t target, functionID string, data, metadata json.RawMessage, traceparent string, timeout time.Duration) callOutcome {
 	if t.builtin != nil {
 		c, _ := parseCause(traceparent)
 		return t.builtin.fn(&builtinCall{e: e, data: data, metadata: metadata, cause: c})

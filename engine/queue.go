@@ -164,6 +164,9 @@ func (q *queues) dispatch() time.Duration {
 	sleep := time.Second
 	var start []attempt
 	e := q.e
+	if !e.firesHere(engineWorker) {
+		return sleep // in a cluster the leader dispatches; jobs wait in the shared log
+	}
 	e.view.mu.RLock()
 	names := e.view.Queues.Names()
 	e.view.mu.RUnlock()
@@ -353,5 +356,9 @@ func (e *Engine) liveLocked(functionID string) bool {
 	if f.Worker == engineWorker {
 		return e.builtins[functionID] != nil
 	}
-	return e.session(f.Worker) != nil
+	if e.session(f.Worker) != nil {
+		return true
+	}
+	w, ok := e.view.Registry.Worker(f.Worker)
+	return ok && e.node != nil && w.Node != "" // connected to another cluster node
 }

@@ -127,6 +127,9 @@ func (s *scheduler) loop(t projections.Trigger, stop chan struct{}) {
 			return
 		case <-timer.C:
 		}
+		if !e.firesHere(t.Worker) {
+			continue // in a cluster, the owner's node (the leader for the engine's own) runs it
+		}
 		payload, _ := json.Marshal(map[string]string{"trigger": "cron", "job_id": t.ID,
 			"scheduled_time": next.Format(rfc3339Offset), "actual_time": time.Now().UTC().Format(rfc3339Offset)})
 		call := e.callTraced

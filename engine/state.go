@@ -93,6 +93,7 @@ func (e *Engine) stateGet(c *builtinCall) callOutcome {
 	if o := in.require("state::get", true); o != nil {
 		return *o
 	}
+	e.catchUp()
 	e.view.mu.RLock()
 	v, ok := e.view.States.Get(*in.Scope, *in.Key)
 	e.view.mu.RUnlock()
@@ -152,6 +153,7 @@ func (e *Engine) stateList(c *builtinCall) callOutcome {
 	if o := in.require("state::list", false); o != nil {
 		return *o
 	}
+	e.catchUp()
 	e.view.mu.RLock()
 	items := e.view.States.List(*in.Scope)
 	e.view.mu.RUnlock()

@@ -195,6 +195,7 @@ func (e *Engine) streamGet(c *builtinCall) callOutcome {
 	if fn, ok := e.override("get", in.stream()); ok {
 		return e.customRead(fn, overridePayload(&in, "", nil))
 	}
+	e.catchUp()
 	e.view.mu.RLock()
 	v, ok := e.view.Streams.Get(in.stream(), in.group(), in.item())
 	e.view.mu.RUnlock()
@@ -269,6 +270,7 @@ func (e *Engine) streamList(c *builtinCall) callOutcome {
 	if fn, ok := e.override("list", in.stream()); ok {
 		return e.customRead(fn, overridePayload(&in, "", nil))
 	}
+	e.catchUp()
 	e.view.mu.RLock()
 	items := e.view.Streams.List(in.stream(), in.group())
 	e.view.mu.RUnlock()
@@ -303,6 +305,7 @@ func (e *Engine) streamListGroups(c *builtinCall) callOutcome {
 	if fn, ok := e.override("list_groups", in.stream()); ok {
 		return e.customRead(fn, overridePayload(&in, "", nil))
 	}
+	e.catchUp()
 	e.view.mu.RLock()
 	groups := e.view.Streams.ListGroups(in.stream())
 	e.view.mu.RUnlock()
