@@ -342,9 +342,8 @@ func (l *Log) deliver(msg jetstream.Msg) {
 		l.appliedCv.Broadcast()
 		l.appliedMu.Unlock()
 	}
-	if rec.Node == l.opts.Node {
-		l.settle(rec.ID, func(w *waiter) { w.applied, w.result = true, res })
-	}
+	// By id, not by the node field: a node.lost names the lost node.
+	l.settle(rec.ID, func(w *waiter) { w.applied, w.result = true, res })
 	if due && l.snapBusy.CompareAndSwap(false, true) {
 		l.snapWG.Add(1)
 		go func() {

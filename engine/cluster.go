@@ -35,6 +35,7 @@ type node struct {
 	seen        map[string]string    // incarnation each node's beat was last reset for
 	subs        []*nats.Subscription
 	stop, done  chan struct{}
+	once        sync.Once
 	reannounced bool
 }
 
@@ -80,11 +81,7 @@ func (n *node) start(incarnation string) error {
 // close stops beating and serving, and records that this node left, so
 // the others do not wait out the timeout to know.
 func (n *node) close() {
-	close(n.stop)
-	<-n.done
-	for _, s := range n.subs {
-		s.Unsubscribe()
-	}
+	n.silence()
 	n.mu.Lock()
 	n.reannounced = true // the node.lost below is ours: no rejoin
 	inc := n.incarnation
@@ -93,6 +90,17 @@ func (n *node) close() {
 	if _, err := n.e.log.Append(&log.Record{Kind: log.KindNodeLost, Node: n.name, Value: v}); err != nil {
 		n.e.logger.Warn("cluster: cannot record this node's stop", "err", err)
 	}
+}
+
+// silence stops beating and serving calls, as a crash would.
+func (n *node) silence() {
+	n.once.Do(func() {
+		close(n.stop)
+		<-n.done
+		for _, s := range n.subs {
+			s.Unsubscribe()
+		}
+	})
 }
 
 func (n *node) heard(m *nats.Msg) {

@@ -1,0 +1,218 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/iii-go/iii/engine/config"
+	"github.com/iii-go/iii/log"
+)
+
+// Two engines of one cluster on an in-process JetStream server, each with
+// its own listeners and data directory, driven over real connections.
+
+func startJetStream(t *testing.T) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+func startNode(t *testing.T, url, name string) *Engine {
+	t.Helper()
+	return startEngineLogging(t, nil, func(c *config.Config) {
+		c.Engine.Cluster = &config.Cluster{NATSURL: url, Node: name, Stream: "iii", Replicas: 1, NodeTimeout: 2 * time.Second}
+	}, discardLogger)
+}
+
+func TestClusterCallsAcrossNodes(t *testing.T) {
+	url := startJetStream(t)
+	a, b := startNode(t, url, "a"), startNode(t, url, "b")
+	wa, wb := dial(t, a.url(0)), dial(t, b.url(0))
+	wa.serve("math::add", func(data json.RawMessage, _ frame) (any, error) {
+		var in struct {
+			A, B   int
+			Caller string `json:"_caller_worker_id"`
+		}
+		json.Unmarshal(data, &in)
+		return map[string]any{"sum": in.A + in.B, "caller": in.Caller}, nil
+	})
+	wa.serve("math::fail", func(json.RawMessage, frame) (any, error) { return nil, errors.New("no such luck") })
+	wa.sync()
+
+	r := wb.mustCall("math::add", map[string]int{"a": 2, "b": 3}).(map[string]any)
+	if r["sum"] != 5.0 || r["caller"] != wb.id {
+		t.Errorf("cross-node call: %v (caller want %s)", r, wb.id)
+	}
+	f := wb.call("math::fail", map[string]any{})
+	if errorCode(f) != "invocation_failed" {
+		t.Errorf("a worker's error crosses nodes as is: %v", f)
+	}
+	if got := errorCode(wb.call("math::nothing", map[string]any{})); got != codeFunctionNotFound {
+		t.Errorf("unknown function: %s", got)
+	}
+
+	// A crash of node a: calls to its functions fail at once, and within
+	// the timeout b declares it lost and its functions go away.
+	a.node.silence()
+	start := time.Now()
+	if got := errorCode(wb.call("math::add", map[string]int{})); got != codeNodeUnavailable {
+		t.Errorf("call to a silent node: %s", got)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("call to a silent node took %s", d)
+	}
+	eventually8(t, "node a declared lost", func() bool {
+		return errorCode(wb.call("math::add", map[string]int{})) == codeFunctionNotFound
+	})
+	found := false
+	_ = b.log.Read(1, func(rec *log.Record) error {
+		found = found || rec.Kind == log.KindNodeLost && rec.Node == "a"
+		return nil
+	})
+	if !found {
+		t.Error("no node.lost record for a")
+	}
+}
+
+func TestClusterWritesTriggersAndOneOrder(t *testing.T) {
+	url := startJetStream(t)
+	a, b := startNode(t, url, "a"), startNode(t, url, "b")
+	wa, wb := dial(t, a.url(0)), dial(t, b.url(0))
+
+	// No handler: the trigger's invocations are recorded in arrival order.
+	wa.register("t::on")
+	wa.send(map[string]any{"type": "registertrigger", "id": "tr", "trigger_type": "stream", "function_id": "t::on",
+		"config": map[string]any{"stream_name": "s"}})
+	wa.sync()
+	eventually(t, "b sees a's trigger", func() bool {
+		b.view.mu.RLock()
+		defer b.view.mu.RUnlock()
+		_, ok := b.view.Registry.Trigger("tr")
+		return ok
+	})
+	sub := dialRaw(t, a.streamURL(), nil) // a browser on a's stream port
+	sub.join("all", "s", "g", nil)
+	sub.envelope() // the sync
+
+	const n = 100
+	for i := range n {
+		wb.mustCall("stream::set", map[string]any{"stream_name": "s", "group_id": "g", "item_id": fmt.Sprint(i), "data": i})
+	}
+	// Read on a right after b answered: reads catch up with the stream.
+	got := wa.mustCall("stream::get", map[string]any{"stream_name": "s", "group_id": "g", "item_id": fmt.Sprint(n - 1)})
+	if got != float64(n-1) {
+		t.Errorf("read on a after write on b: %v", got)
+	}
+	for i := range n {
+		f := wa.next("invokefunction", func(f frame) bool { return f.str("function_id") == "t::on" })
+		d, _ := f["data"].(map[string]any)
+		if d["id"] != fmt.Sprint(i) {
+			t.Fatalf("trigger event %d is item %v: not in write order", i, d["id"])
+		}
+		if ev := sub.envelope(); ev["id"] != fmt.Sprint(i) {
+			t.Fatalf("stream-port event %d is item %v: not in write order", i, ev["id"])
+		}
+	}
+
+	// Concurrent updates of one item on both nodes: the answers form one
+	// chain, as the single order every node applies.
+	var wg sync.WaitGroup
+	answers := make(chan [2]any, 2*n)
+	for _, c := range []*client{wa, wb} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n {
+				r := c.call("stream::update", map[string]any{"stream_name": "s", "group_id": "g", "item_id": "ctr",
+					"ops": []any{map[string]any{"type": "increment", "path": "n", "by": 1}}})
+				res, _ := r["result"].(map[string]any)
+				answers <- [2]any{res["old_value"], res["new_value"]}
+			}
+		}()
+	}
+	wg.Wait()
+	close(answers)
+	seen := map[float64]bool{}
+	for ans := range answers {
+		nv, _ := ans[1].(map[string]any)
+		v, _ := nv["n"].(float64)
+		if seen[v] {
+			t.Fatalf("two updates answered new value %v", v)
+		}
+		seen[v] = true
+	}
+	if len(seen) != 2*n || !seen[2*n] {
+		t.Errorf("update answers: %d distinct, want 1..%d", len(seen), 2*n)
+	}
+	for _, e := range []*Engine{a, b} {
+		e.catchUp()
+		e.view.mu.RLock()
+		v, _ := e.view.Streams.Get("s", "g", "ctr")
+		e.view.mu.RUnlock()
+		if string(v) != fmt.Sprintf(`{"n":%d}`, 2*n) {
+			t.Errorf("final counter on %s: %s", e.node.name, v)
+		}
+	}
+}
+
+// A node the others declared lost while it was alive (cut off, or too
+// slow) starts again and closes its connections so its workers register
+// anew.
+func TestClusterLostNodeRejoins(t *testing.T) {
+	url := startJetStream(t)
+	a, b := startNode(t, url, "a"), startNode(t, url, "b")
+	wa := connect(t, a.url(0))
+	a.node.mu.Lock()
+	inc := a.node.incarnation
+	a.node.mu.Unlock()
+	v, _ := json.Marshal(map[string]string{"incarnation": inc, "by": "b", "reason": "test"})
+	if _, err := b.log.Append(&log.Record{Kind: log.KindNodeLost, Node: "a", Value: v}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wa.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a did not close its connections after being declared lost")
+	}
+	eventually(t, "a started again", func() bool {
+		b.view.mu.RLock()
+		defer b.view.mu.RUnlock()
+		cur, ok := b.view.Registry.Nodes()["a"]
+		return ok && cur != inc
+	})
+	wa2 := dial(t, a.url(0))
+	wa2.serve("back::fn", func(json.RawMessage, frame) (any, error) { return "back", nil })
+	wa2.sync()
+	wb := dial(t, b.url(0))
+	eventually(t, "a's new function callable from b", func() bool {
+		r := wb.call("back::fn", map[string]any{})
+		return r["result"] == "back"
+	})
+}
+
+// eventually8 is eventually with room for a node timeout and a check.
+func eventually8(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(8 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
