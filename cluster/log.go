@@ -837,3 +837,60 @@ func ReadStream(ctx context.Context, js jetstream.JetStream, stream string, from
 }
 
 var _ log.Journal = (*Log)(nil)
+
+// Reader reads a cluster's log from outside an engine (`iii replay --nats`).
+type Reader struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	name   string
+}
+
+// OpenReader connects to NATS and finds the stream; it fails with what to
+// fix when either is missing.
+func OpenReader(url, creds, stream string) (*Reader, error) {
+	nc, err := Connect(url, creds, "iii replay", slog.Default())
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("cluster: %s has no stream %q (engine.cluster.stream)", url, stream)
+		}
+		return nil, fmt.Errorf("cluster: stream %s at %s: %w", stream, url, err)
+	}
+	return &Reader{nc: nc, js: js, stream: s, name: stream}, nil
+}
+
+// Read calls fn for each record with index >= from, up to the stream's end
+// as of the call.
+func (r *Reader) Read(from uint64, fn func(*log.Record) error) error {
+	last, err := r.Last()
+	if err != nil {
+		return err
+	}
+	return ReadStream(context.Background(), r.js, r.name, from, last, fn)
+}
+
+// Last is the stream's last sequence: the index of its last record.
+func (r *Reader) Last() (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	info, err := r.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: stream %s: %w", r.name, err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// Close drops the connection.
+func (r *Reader) Close() { r.nc.Close() }

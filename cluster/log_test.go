@@ -267,3 +267,32 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestReaderReadsTheClusterLog(t *testing.T) {
+	ns := startNATS(t)
+	a := openNode(t, ns.ClientURL(), "a", t.TempDir(), newSumFold())
+	for i := range 10 {
+		if _, err := a.Append(set(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	r, err := OpenReader(ns.ClientURL(), "", "iii")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var items []string
+	if err := r.Read(4, func(rec *log.Record) error {
+		items = append(items, fmt.Sprintf("%d:%s:%s", rec.Index, rec.Item, rec.Node))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(items, " "); got != "4:3:a 5:4:a 6:5:a 7:6:a 8:7:a 9:8:a 10:9:a" {
+		t.Errorf("read from 4: %s", got)
+	}
+	if _, err := OpenReader(ns.ClientURL(), "", "nope"); err == nil || !strings.Contains(err.Error(), `no stream "nope"`) {
+		t.Errorf("missing stream: %v", err)
+	}
+}

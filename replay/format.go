@@ -71,7 +71,7 @@ func (j *JSONWriter) appendRecord(b []byte, rec *log.Record) []byte {
 		{`,"stream":`, rec.Stream}, {`,"group":`, rec.Group}, {`,"item":`, rec.Item},
 		{`,"scope":`, rec.Scope}, {`,"key":`, rec.Key}, {`,"worker":`, rec.Worker},
 		{`,"function":`, rec.Function}, {`,"trigger":`, rec.Trigger}, {`,"trigger_type":`, rec.TriggerType},
-		{`,"queue":`, rec.Queue}, {`,"job":`, rec.Job},
+		{`,"queue":`, rec.Queue}, {`,"job":`, rec.Job}, {`,"node":`, rec.Node},
 	} {
 		if f.v != "" {
 			b = append(b, f.name...)
@@ -382,6 +382,8 @@ func subject(rec *log.Record) string {
 		return rec.TriggerType
 	case log.KindJobEnqueued, log.KindJobFailed, log.KindJobDone, log.KindJobDead, log.KindJobRedriven, log.KindJobDiscarded:
 		return rec.Queue + "/" + rec.Job
+	case log.KindEngineStarted, log.KindNodeLost:
+		return rec.Node // "" on a single engine
 	}
 	return ""
 }
@@ -402,6 +404,9 @@ func detail(rec *log.Record) string {
 	}
 	if rec.Attempt != 0 {
 		parts = append(parts, "attempt="+strconv.FormatUint(uint64(rec.Attempt), 10))
+	}
+	if rec.Node != "" && rec.Node != sub {
+		parts = append(parts, "node="+rec.Node)
 	}
 	if rec.Group != "" && rec.Queue != "" {
 		parts = append(parts, "group="+rec.Group)

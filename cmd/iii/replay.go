@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/iii-go/iii/cluster"
+	"github.com/iii-go/iii/engine/config"
 	"github.com/iii-go/iii/history"
 	"github.com/iii-go/iii/log"
 	"github.com/iii-go/iii/replay"
@@ -20,6 +22,7 @@ const replayUsage = `usage:
   iii replay [--data-dir DIR | --log-dir DIR] [filters] [--limit N] [--follow] [--format table|json]
   iii replay --at INDEX|TIME [--data-dir DIR | --log-dir DIR] [--format table|json]
   iii replay diff --from INDEX|TIME [--to INDEX|TIME] [--data-dir DIR | --log-dir DIR] [--format table|json]
+  iii replay --nats URL [--nats-stream NAME] [filters] [--limit N] [--format table|json]
 filters: --stream S --group G --item I --kind K[,K...] (or family.*, e.g. queue.*)
          --worker W --function F --queue Q --job ID
          --from-index N --to-index N --since T --until T
@@ -29,6 +32,8 @@ stream items created, changed and deleted in between (--to: default the end).
 --follow keeps printing new records, polling the log (safe while the engine runs).
 --data-dir is the engine's data directory (the log is in its log/) or the log
 directory itself (the stream module's file_path); default ./data.
+--nats reads a cluster's log from NATS JetStream (engine.cluster.nats_url; the
+stream is engine.cluster.stream, default iii; --nats-creds FILE if needed).
 `
 
 // runReplay is `iii replay`: it prints history from an engine's log. Exit
@@ -38,7 +43,7 @@ func runReplay(args []string) int {
 		"data-dir": true, "log-dir": true, "format": true, "limit": true,
 		"stream": true, "group": true, "item": true, "kind": true, "worker": true, "function": true, "queue": true, "job": true,
 		"from-index": true, "to-index": true, "since": true, "until": true,
-		"at": true, "from": true, "to": true,
+		"at": true, "from": true, "to": true, "nats": true, "nats-stream": true, "nats-creds": true,
 	}, map[string]bool{"follow": true, "help": true, "h": true})
 	if err != nil {
 		return replayUsageError(err)
@@ -70,6 +75,8 @@ func runReplay(args []string) int {
 		return replayUsageError(errors.New("--from and --to belong to `iii replay diff`"))
 	case at != "" && (fl.has("follow") || hasFilter):
 		return replayUsageError(errors.New("--at prints the whole state: it takes no filters and no --follow"))
+	case fl.get("nats") != "" && (diff || at != "" || fl.has("follow") || fl.get("data-dir", "log-dir") != ""):
+		return replayUsageError(errors.New("--nats lists a cluster's records (with filters); --at, diff and --follow read a data directory"))
 	}
 
 	now := time.Now()
@@ -102,6 +109,9 @@ func runReplay(args []string) int {
 		}
 	}
 
+	if url := fl.get("nats"); url != "" {
+		return replayCluster(url, fl.get("nats-stream"), fl.get("nats-creds"), filter, format)
+	}
 	dir, err := replayDir(fl.get("data-dir"), fl.get("log-dir"))
 	if err != nil {
 		return replayFail(err)
@@ -166,6 +176,32 @@ func runReplay(args []string) int {
 		}
 	}
 	if err := out.Flush(); err != nil {
+		return replayFail(err)
+	}
+	return 0
+}
+
+// replayCluster lists the records of a cluster's log on JetStream.
+func replayCluster(url, stream, creds string, filter history.Filter, format string) int {
+	if stream == "" {
+		stream = config.DefaultClusterStream
+	}
+	r, err := cluster.OpenReader(url, creds, stream)
+	if err != nil {
+		return replayFail(err)
+	}
+	defer r.Close()
+	var out replay.Writer
+	if format == "json" {
+		out = replay.NewJSONWriter(os.Stdout)
+	} else {
+		out = replay.NewTableWriter(os.Stdout, isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb")
+	}
+	err = history.Select(history.Source{Read: r.Read, Last: r.Last}, filter, nil, out.Record)
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
 		return replayFail(err)
 	}
 	return 0
