@@ -21,7 +21,7 @@ import (
 
 // Scenarios lists the scenario names Options.Scenario accepts, in the
 // order Run runs them.
-var Scenarios = []string{"invoke", "set", "store", "queue", "fanout", "replay", "memory", "nats"}
+var Scenarios = []string{"invoke", "set", "store", "queue", "fanout", "replay", "memory", "nats", "cluster"}
 
 // Targets is what the engine-side ("ours") measurements run against. A
 // zero field skips the measurements that need it; baselines always run.
@@ -36,6 +36,11 @@ type Targets struct {
 	// once it serves; stop shuts it down. The replay scenario times it on a
 	// log of Options.Records records.
 	StartEngine func(dir string) (stop func() error, err error)
+	// StartClusterEngine starts an engine of a cluster (engine.cluster) on
+	// the NATS servers natsURL names, as node, with its local directory dir
+	// and the stream's replica count, and returns its worker URL. The
+	// cluster scenario needs it.
+	StartClusterEngine func(natsURL, node, dir string, replicas int) (url string, stop func() error, err error)
 }
 
 // Options tune a run. Zero values take the defaults.
@@ -117,6 +122,12 @@ type Summary struct {
 	VsNATSInvoke float64 // invoke calls/s, 64 in flight on 8 connections: engine ÷ NATS request/reply
 	VsNATSFanout float64 // deliveries/s at the largest fan-out: engine ÷ NATS
 	QueueRatio   float64 // jobs enqueued and handled/s: engine ÷ durable log appends (two records a job)
+	// ClusterSetRatio is stream::set/s, 64 in flight on 8 connections: a
+	// cluster engine on JetStream R1 ÷ the engine on its local WAL.
+	ClusterSetRatio float64
+	// CrossInvokeRatio is calls/s, 64 in flight on 8 connections, to a
+	// worker on another node ÷ to a worker on the same engine.
+	CrossInvokeRatio float64
 }
 
 // Line is the machine-readable last line of the output.
@@ -127,8 +138,9 @@ func (s Summary) Line() string {
 		}
 		return fmt.Sprintf("%.*f", prec, v)
 	}
-	return fmt.Sprintf("bench: invoke_ratio=%s set_ratio=%s store_ratio=%s fanout_ratio=%s replay_rate=%s vs_nats_invoke=%s vs_nats_fanout=%s queue_ratio=%s",
-		f(s.InvokeRatio, 3), f(s.SetRatio, 3), f(s.StoreRatio, 3), f(s.FanoutRatio, 3), f(s.ReplayRate, 0), f(s.VsNATSInvoke, 3), f(s.VsNATSFanout, 3), f(s.QueueRatio, 3))
+	return fmt.Sprintf("bench: invoke_ratio=%s set_ratio=%s store_ratio=%s fanout_ratio=%s replay_rate=%s vs_nats_invoke=%s vs_nats_fanout=%s queue_ratio=%s cluster_set_ratio=%s cross_invoke_ratio=%s",
+		f(s.InvokeRatio, 3), f(s.SetRatio, 3), f(s.StoreRatio, 3), f(s.FanoutRatio, 3), f(s.ReplayRate, 0), f(s.VsNATSInvoke, 3), f(s.VsNATSFanout, 3), f(s.QueueRatio, 3),
+		f(s.ClusterSetRatio, 3), f(s.CrossInvokeRatio, 3))
 }
 
 // Report is everything a run measured.
@@ -168,8 +180,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 // several measurements of o.Duration, and replay first writes its log.
 func Estimate(o Options) time.Duration {
 	o = o.withDefaults()
-	runs := map[string]float64{"invoke": 8, "set": 6, "store": 2, "queue": 2, "fanout": 8, "replay": 3, "memory": 1, "nats": 8}
-	fixed := map[string]time.Duration{"replay": 15 * time.Second, "memory": 5 * time.Second}
+	runs := map[string]float64{"invoke": 8, "set": 6, "store": 2, "queue": 2, "fanout": 8, "replay": 3, "memory": 1, "nats": 8, "cluster": 8}
+	fixed := map[string]time.Duration{"replay": 15 * time.Second, "memory": 5 * time.Second, "cluster": 10 * time.Second}
 	var total time.Duration
 	for _, s := range Scenarios {
 		if o.Scenario == "" || o.Scenario == s {
@@ -235,14 +247,15 @@ func (r *runner) fail(scenario string, err error) {
 func Run(ctx context.Context, t Targets, o Options) (*Report, error) {
 	o = o.withDefaults()
 	funcs := map[string]func(*runner) error{
-		"invoke": (*runner).invoke,
-		"set":    (*runner).set,
-		"store":  (*runner).store,
-		"queue":  (*runner).queue,
-		"fanout": (*runner).fanout,
-		"replay": (*runner).replay,
-		"memory": (*runner).memory,
-		"nats":   (*runner).nats,
+		"invoke":  (*runner).invoke,
+		"set":     (*runner).set,
+		"store":   (*runner).store,
+		"queue":   (*runner).queue,
+		"fanout":  (*runner).fanout,
+		"replay":  (*runner).replay,
+		"memory":  (*runner).memory,
+		"nats":    (*runner).nats,
+		"cluster": (*runner).cluster,
 	}
 	run := Scenarios
 	if o.Scenario != "" {
@@ -252,7 +265,7 @@ func Run(ctx context.Context, t Targets, o Options) (*Report, error) {
 		run = []string{o.Scenario}
 	}
 	nan := math.NaN()
-	r := &runner{ctx: ctx, t: t, o: o, rep: &Report{Summary: Summary{nan, nan, nan, nan, nan, nan, nan, nan}}}
+	r := &runner{ctx: ctx, t: t, o: o, rep: &Report{Summary: Summary{nan, nan, nan, nan, nan, nan, nan, nan, nan, nan}}}
 	for _, name := range run {
 		if err := ctx.Err(); err != nil {
 			return r.rep, err

@@ -28,7 +28,7 @@ const seen = new Set()
 ;(async () => { while (polling) { for (const s of cl.servers.filter(x => x.running)) { try { const jj = await jget(s, '/jsz?accounts=true&streams=true&consumers=true'); for (const a of jj.account_details ?? []) for (const x of a.stream_detail ?? []) for (const c of x.consumer_detail ?? []) { const k = `${c.name}@${c.cluster?.leader}`; if (!seen.has(k)) { seen.add(k); console.log(Date.now() - t0, 'ms consumer', k, 'seen from', s.serverName) } } } catch {} } await sleep(300) } })()
 for (const [n, w] of [['e1', w1], ['e2', w2]]) {
   let ok = false, k = 0
-  while (!ok && Date.now() - t0 < 90000) {
+  while (!ok && Date.now() - t0 < 40000) {
     try { await w.trigger({ function_id: 'stream::set', payload: { stream_name: 's', group_id: 'g', item_id: `${n}-${k++}`, data: 1 }, timeoutMs: 3000 }); ok = true } catch (e) { }
   }
   console.log(n, 'first ack after', Date.now() - t0, 'ms', ok, 'attempts', k)

@@ -27,7 +27,8 @@ free loopback ports with a temporary data directory, each next to its raw
 baseline. --duration is the length of EACH measured run (default 3s); a
 scenario makes several, so the whole run takes far longer (an estimate is
 printed first: about a minute per second of --duration for all of them);
---scenario runs one of: invoke, set, store, queue, fanout, replay, memory, nats.
+--scenario runs one of: invoke, set, store, queue, fanout, replay, memory, nats,
+cluster (engines on a NATS JetStream log the bench starts itself).
 --cpuprofile writes a pprof CPU profile of the whole run (engine, clients and
 baselines share the process; read it with go tool pprof).
 The last line of the output is machine-readable (bench: key=value ...).
@@ -35,7 +36,7 @@ The last line of the output is machine-readable (bench: key=value ...).
 
 // benchNeedsEngine lists the scenarios that load the running engine
 // (replay starts its own).
-var benchNeedsEngine = map[string]bool{"": true, "invoke": true, "set": true, "queue": true, "fanout": true, "memory": true, "nats": true}
+var benchNeedsEngine = map[string]bool{"": true, "invoke": true, "set": true, "queue": true, "fanout": true, "memory": true, "nats": true, "cluster": true}
 
 // runBench is `iii bench`. Exit status 2 means bad arguments, 1 that the
 // engine could not start (the baselines are still reported); slow numbers
@@ -82,13 +83,17 @@ func runBench(args []string) int {
 	targets := bench.Targets{
 		InProcess: true,
 		StartEngine: func(logDir string) (func() error, error) {
-			_, stop, err := startBenchEngine(logDir, logger)
+			_, stop, err := startBenchEngine(logDir, logger, nil)
 			return stop, err
+		},
+		StartClusterEngine: func(natsURL, node, dir string, replicas int) (string, func() error, error) {
+			return startBenchEngine(dir, logger, &config.Cluster{NATSURL: natsURL, Node: node, Stream: config.DefaultClusterStream,
+				Replicas: replicas, NodeTimeout: config.DefaultClusterNodeTimeout})
 		},
 	}
 	status := 0
 	if benchNeedsEngine[opts.Scenario] {
-		url, stopEngine, err := startBenchEngine(filepath.Join(tmp, "engine-log"), logger)
+		url, stopEngine, err := startBenchEngine(filepath.Join(tmp, "engine-log"), logger, nil)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "iii bench: engine: %v (measuring the baselines only)\n", err)
 			status = 1
@@ -117,8 +122,9 @@ func runBench(args []string) int {
 }
 
 // startBenchEngine starts an engine with sync: always whose log lives in
-// logDir, on free loopback ports, and returns its worker URL.
-func startBenchEngine(logDir string, logger *slog.Logger) (string, func() error, error) {
+// logDir (with cl, on the cluster's JetStream stream, logDir keeping its
+// snapshots), on free loopback ports, and returns its worker URL.
+func startBenchEngine(logDir string, logger *slog.Logger, cl *config.Cluster) (string, func() error, error) {
 	workerPort, err := freePort()
 	if err != nil {
 		return "", nil, err
@@ -131,6 +137,7 @@ func startBenchEngine(logDir string, logger *slog.Logger) (string, func() error,
 	cfg.Listeners[0].Host, cfg.Listeners[0].Port = "127.0.0.1", workerPort
 	cfg.Stream.Host, cfg.Stream.Port, cfg.Stream.FilePath = "127.0.0.1", streamPort, logDir
 	cfg.Engine.Sync = "always"
+	cfg.Engine.Cluster = cl
 	bq := config.DefaultQueueConfig()
 	bq.Concurrency = 64
 	cfg.Queue = &config.Queue{StoreMethod: config.StoreFileBased, Queues: map[string]config.QueueConfig{"default": config.DefaultQueueConfig(), "bench": bq}}
