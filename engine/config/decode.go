@@ -846,7 +846,7 @@ func (d *decoder) queueAdapter(n *yaml.Node, key string) (method, path string, e
 	switch name {
 	case "builtin":
 	case "redis", "rabbitmq", "bridge":
-		return "", "", d.fail(n, key+".name", "the %s queue adapter is not supported: the builtin queue keeps every job in the engine's log, durable before it is acknowledged (sharing queues between machines is the job of cluster mode: several engines on one NATS JetStream log, not in this build yet)", name)
+		return "", "", d.fail(n, key+".name", "the %s queue adapter is not supported: the builtin queue keeps every job in the engine's log, durable before it is acknowledged (to share queues between machines, run several engines on one NATS JetStream log: engine.cluster)", name)
 	default:
 		return "", "", d.fail(n, key+".name", "unknown queue adapter %q (expected builtin)", name)
 	}
