@@ -297,6 +297,11 @@ func TestErrors(t *testing.T) {
 		{"engine ping after idle", "engine:\n  ping_after_ms: 5000\n  idle_timeout_ms: 5000\n", 2, "engine: ping_after_ms (5000) must be less than idle_timeout_ms (5000)"},
 		{"engine bad retain_age", "engine:\n  retain_age: 7\n", 2, "engine.retain_age: expected a duration such as 168h, got integer 7"},
 		{"engine trigger depth over a byte", "engine:\n  max_trigger_depth: 256\n", 2, "engine.max_trigger_depth"},
+		{"cluster without nats_url", "engine:\n  cluster:\n    node: a\n", 3, "engine.cluster.nats_url: required"},
+		{"cluster without node", "engine:\n  cluster:\n    nats_url: nats://h:4222\n", 3, "engine.cluster.node: required"},
+		{"cluster node with a dot", "engine:\n  cluster:\n    nats_url: nats://h:4222\n    node: a.b\n", 3, `(got "a.b")`},
+		{"cluster replicas", "engine:\n  cluster:\n    nats_url: nats://h:4222\n    node: a\n    replicas: 7\n", 5, "engine.cluster.replicas"},
+		{"cluster unknown key", "engine:\n  cluster:\n    nats: x\n", 3, "engine.cluster.nats: unknown key"},
 		{"bool expected", "workers:\n  - name: iii-state\n    config: {triggers_enabled: yes please}\n", 3, `triggers_enabled: expected true or false, got "yes please"`},
 	}
 	for _, tt := range tests {
@@ -324,6 +329,12 @@ func TestAccepted(t *testing.T) {
 		in    string
 		check func(t *testing.T, c *Config)
 	}{
+		{"cluster", "modules:\n  - class: modules::stream::StreamModule\nengine:\n  cluster:\n    nats_url: nats://a:4222,nats://b:4222\n    node: n-1\n    replicas: 3\n", func(t *testing.T, c *Config) {
+			want := Cluster{NATSURL: "nats://a:4222,nats://b:4222", Node: "n-1", Stream: "iii", Replicas: 3, NodeTimeout: 5 * time.Second}
+			if c.Engine.Cluster == nil || *c.Engine.Cluster != want {
+				t.Errorf("%+v", c.Engine.Cluster)
+			}
+		}},
 		{"empty file", "", func(t *testing.T, c *Config) {
 			if len(c.Listeners) != 1 || c.Listeners[0].Port != 49134 || c.Stream != nil || c.State != nil {
 				t.Errorf("%+v", c)
