@@ -426,7 +426,17 @@ func (l *Log) AppendAsync(rec *log.Record, then func(result any, err error)) err
 }
 
 func (l *Log) publish(m *nats.Msg) {
-	if _, err := l.js.PublishMsgAsync(m); err != nil {
+	_, err := l.js.PublishMsgAsync(m)
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload):
+		// Retrying cannot help: answer at once, saying which limit.
+		if id, perr := ulid.ParseStrict(m.Header.Get(jetstream.MsgIDHeader)); perr == nil {
+			l.settle(id, func(w *waiter) {
+				w.err = fmt.Errorf("cluster: record of %d bytes is larger than the NATS server's max_payload (%d bytes): %w",
+					len(m.Data), l.nc.MaxPayload(), err)
+			})
+		}
+	case err != nil:
 		l.publishFailed(l.js, m, err)
 	}
 }

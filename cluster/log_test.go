@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -294,5 +295,24 @@ func TestReaderReadsTheClusterLog(t *testing.T) {
 	}
 	if _, err := OpenReader(ns.ClientURL(), "", "nope"); err == nil || !strings.Contains(err.Error(), `no stream "nope"`) {
 		t.Errorf("missing stream: %v", err)
+	}
+}
+
+func TestRecordOverMaxPayloadFailsAtOnce(t *testing.T) {
+	ns := startNATS(t)
+	a := openNode(t, ns.ClientURL(), "a", t.TempDir(), newSumFold())
+	defer a.Close()
+	rec := set("big")
+	rec.Value = bytes.Repeat([]byte("x"), int(a.Conn().MaxPayload())+1)
+	start := time.Now()
+	_, err := a.Append(rec)
+	if err == nil || !strings.Contains(err.Error(), "max_payload") {
+		t.Fatalf("oversized record: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refused after %s, want at once", d)
+	}
+	if _, err := a.Append(set("small")); err != nil {
+		t.Errorf("the next append: %v", err)
 	}
 }
