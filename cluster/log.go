@@ -558,6 +558,10 @@ type catchUp struct {
 // node acknowledged before the read arrived. It costs one request to the
 // stream's leader, shared by the readers waiting at the same time.
 func (l *Log) CatchUp(ctx context.Context) error {
+	if !l.nc.IsConnected() {
+		// Nobody to ask: the read is served from what this node has.
+		return fmt.Errorf("cluster: catch up: NATS connection is %s", l.nc.Status())
+	}
 	l.catchMu.Lock()
 	c := l.nextCatch
 	if c == nil {
