@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +38,7 @@ type node struct {
 	stop, done  chan struct{}
 	once        sync.Once
 	reannounced bool
+	staleLogged atomic.Int64 // when catchUp last logged a failure (Unix ns)
 }
 
 // Heartbeats go out every beatEvery; a node silent for the configured
@@ -381,6 +383,10 @@ func (e *Engine) catchUp() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.node.log.CatchUp(ctx); err != nil {
-		e.logger.Warn("cluster: read served without catching up", "err", err)
+		// One line per 10 s: during an outage every read would log.
+		now := time.Now().UnixNano()
+		if last := e.node.staleLogged.Load(); now-last >= int64(10*time.Second) && e.node.staleLogged.CompareAndSwap(last, now) {
+			e.logger.Warn("cluster: reads served without catching up with the stream (they may miss other nodes' latest writes)", "err", err)
+		}
 	}
 }
