@@ -13,24 +13,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/iii-go/iii/internal/natstest"
 	"github.com/iii-go/iii/log"
 )
-
-// startNATS runs a JetStream-enabled nats-server in the test process.
-func startNATS(t testing.TB) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
 
 // sumFold is a projection that keeps, per key, how many records it saw and
 // the indexes in the order applied; Apply returns the count before.
@@ -95,7 +80,7 @@ func set(item string) *log.Record {
 }
 
 func TestTwoNodesApplyOneOrder(t *testing.T) {
-	ns := startNATS(t)
+	ns := natstest.Start(t)
 	fa, fb := newSumFold(), newSumFold()
 	a := openNode(t, ns.ClientURL(), "a", t.TempDir(), fa)
 	b := openNode(t, ns.ClientURL(), "b", t.TempDir(), fb)
@@ -161,7 +146,7 @@ func TestTwoNodesApplyOneOrder(t *testing.T) {
 }
 
 func TestRestartFromSnapshotAndEmptyDir(t *testing.T) {
-	ns := startNATS(t)
+	ns := natstest.Start(t)
 	dir := t.TempDir()
 	fa := newSumFold()
 	a := openNode(t, ns.ClientURL(), "a", dir, fa)
@@ -206,7 +191,7 @@ func TestRestartFromSnapshotAndEmptyDir(t *testing.T) {
 }
 
 func TestDirectoryLockedAndNATSUnreachable(t *testing.T) {
-	ns := startNATS(t)
+	ns := natstest.Start(t)
 	dir := t.TempDir()
 	a := openNode(t, ns.ClientURL(), "a", dir, newSumFold())
 	defer a.Close()
@@ -233,7 +218,7 @@ func TestDirectoryLockedAndNATSUnreachable(t *testing.T) {
 // A record that is published twice with the same id (a retried publish)
 // is stored and applied once.
 func TestRetriedPublishIsAppliedOnce(t *testing.T) {
-	ns := startNATS(t)
+	ns := natstest.Start(t)
 	f := newSumFold()
 	a := openNode(t, ns.ClientURL(), "a", t.TempDir(), f)
 	defer a.Close()
@@ -270,7 +255,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestReaderReadsTheClusterLog(t *testing.T) {
-	ns := startNATS(t)
+	ns := natstest.Start(t)
 	a := openNode(t, ns.ClientURL(), "a", t.TempDir(), newSumFold())
 	for i := range 10 {
 		if _, err := a.Append(set(fmt.Sprint(i))); err != nil {
@@ -299,7 +284,7 @@ func TestReaderReadsTheClusterLog(t *testing.T) {
 }
 
 func TestRecordOverMaxPayloadFailsAtOnce(t *testing.T) {
-	ns := startNATS(t)
+	ns := natstest.Start(t)
 	a := openNode(t, ns.ClientURL(), "a", t.TempDir(), newSumFold())
 	defer a.Close()
 	rec := set("big")

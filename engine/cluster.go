@@ -102,6 +102,7 @@ func (n *node) silence() {
 		for _, s := range n.subs {
 			s.Unsubscribe()
 		}
+		n.nc.Flush() // the server has dropped the subscriptions when this returns
 	})
 }
 

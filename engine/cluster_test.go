@@ -8,29 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/iii-go/iii/engine/config"
+	"github.com/iii-go/iii/internal/natstest"
 	"github.com/iii-go/iii/log"
 )
 
 // Two engines of one cluster on an in-process JetStream server, each with
 // its own listeners and data directory, driven over real connections.
-
-func startJetStream(t *testing.T) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(s.Shutdown)
-	return s.ClientURL()
-}
 
 func startNode(t *testing.T, url, name string) *Engine {
 	t.Helper()
@@ -40,7 +24,7 @@ func startNode(t *testing.T, url, name string) *Engine {
 }
 
 func TestClusterCallsAcrossNodes(t *testing.T) {
-	url := startJetStream(t)
+	url := natstest.Start(t).ClientURL()
 	a, b := startNode(t, url, "a"), startNode(t, url, "b")
 	wa, wb := dial(t, a.url(0)), dial(t, b.url(0))
 	wa.serve("math::add", func(data json.RawMessage, _ frame) (any, error) {
@@ -76,7 +60,7 @@ func TestClusterCallsAcrossNodes(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("call to a silent node took %s", d)
 	}
-	eventually8(t, "node a declared lost", func() bool {
+	eventuallyWithin(t, 8*time.Second, "node a declared lost", func() bool {
 		return errorCode(wb.call("math::add", map[string]int{})) == codeFunctionNotFound
 	})
 	found := false
@@ -90,7 +74,7 @@ func TestClusterCallsAcrossNodes(t *testing.T) {
 }
 
 func TestClusterWritesTriggersAndOneOrder(t *testing.T) {
-	url := startJetStream(t)
+	url := natstest.Start(t).ClientURL()
 	a, b := startNode(t, url, "a"), startNode(t, url, "b")
 	wa, wb := dial(t, a.url(0)), dial(t, b.url(0))
 
@@ -174,7 +158,7 @@ func TestClusterWritesTriggersAndOneOrder(t *testing.T) {
 // slow) starts again and closes its connections so its workers register
 // anew.
 func TestClusterLostNodeRejoins(t *testing.T) {
-	url := startJetStream(t)
+	url := natstest.Start(t).ClientURL()
 	a, b := startNode(t, url, "a"), startNode(t, url, "b")
 	wa := connect(t, a.url(0))
 	a.node.mu.Lock()
@@ -203,16 +187,4 @@ func TestClusterLostNodeRejoins(t *testing.T) {
 		r := wb.call("back::fn", map[string]any{})
 		return r["result"] == "back"
 	})
-}
-
-// eventually8 is eventually with room for a node timeout and a check.
-func eventually8(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(8 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -172,7 +173,12 @@ func LatestSnapshotBefore(dir string, index uint64) (snapIndex uint64, data []by
 	if _, err := logWALDir(dir); err != nil {
 		return 0, nil, fmt.Errorf("log: snapshot: %w", err)
 	}
-	snapDir := filepath.Join(dir, snapshotDirName)
+	return newestSnapshot(filepath.Join(dir, snapshotDirName), index)
+}
+
+// newestSnapshot returns the newest intact snapshot in snapDir at or
+// before index, skipping damaged ones; (0, nil, nil) when there is none.
+func newestSnapshot(snapDir string, index uint64) (uint64, []byte, error) {
 	idxs, err := snapshotIndexes(snapDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil, nil
@@ -212,20 +218,7 @@ func SaveSnapshot(dir string, index uint64, data []byte) error {
 // NewestSnapshot returns the newest intact snapshot SaveSnapshot left in
 // dir, or (0, nil, nil) when there is none. Damaged ones are skipped.
 func NewestSnapshot(dir string) (index uint64, data []byte, err error) {
-	snapDir := filepath.Join(dir, snapshotDirName)
-	idxs, err := snapshotIndexes(snapDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil, nil
-	}
-	if err != nil {
-		return 0, nil, fmt.Errorf("log: snapshot: %w", err)
-	}
-	for i := len(idxs) - 1; i >= 0; i-- {
-		if data, err := readSnapshot(snapDir, idxs[i]); err == nil {
-			return idxs[i], data, nil
-		}
-	}
-	return 0, nil, nil
+	return newestSnapshot(filepath.Join(dir, snapshotDirName), math.MaxUint64)
 }
 
 // Snapshot takes a snapshot of the Projection now and waits until its file is
