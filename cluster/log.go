@@ -81,7 +81,14 @@ type Log struct {
 	subject string
 	st      log.Projection
 	unlock  func()
-	cc      jetstream.ConsumeContext
+
+	consMu    sync.Mutex
+	cc        jetstream.ConsumeContext // under consMu
+	gen       atomic.Uint64            // the current consumer's generation
+	deliverMu sync.Mutex
+	watched   uint64 // owned by watch: the applied index a stall is timed from
+	stopWatch chan struct{}
+	watchDone chan struct{}
 
 	// applyMu is held while a record is applied or a snapshot taken, so a
 	// snapshot holds exactly the records up to its index.
@@ -212,27 +219,21 @@ func (l *Log) open() error {
 	l.snapIndex = snapIndex
 	l.target = last
 	start := time.Now()
-	cons, err := l.js.OrderedConsumer(ctx, l.opts.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{l.subject},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    snapIndex + 1,
-	})
-	if err != nil {
-		return fmt.Errorf("cluster: consume stream %s: %w", l.opts.Stream, err)
-	}
 	if last <= snapIndex {
 		l.once.Do(func() { close(l.caughtUp) })
 	}
-	l.cc, err = cons.Consume(l.deliver, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		l.logger.Debug("cluster: consumer", "err", err)
-	}))
-	if err != nil {
-		return fmt.Errorf("cluster: consume stream %s: %w", l.opts.Stream, err)
+	if err := l.consume(ctx, snapIndex+1); err != nil {
+		return err
 	}
 	<-l.caughtUp
 	if err := l.failed(); err != nil {
 		return err
 	}
+	l.stopWatch, l.watchDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(l.watchDone)
+		l.watch(l.stopWatch)
+	}()
 	l.logger.Info("cluster log opened", "node", l.opts.Node, "stream", l.opts.Stream, "first_index", first,
 		"last_index", last, "snapshot_index", snapIndex, "snapshot_from", from, "replayed", last-min(last, snapIndex),
 		"took", time.Since(start).Round(time.Millisecond))
@@ -301,9 +302,99 @@ func (l *Log) Start() {
 	}
 }
 
-// deliver applies one message of the stream; the ordered consumer calls it
-// on one goroutine, in sequence order.
-func (l *Log) deliver(msg jetstream.Msg) {
+// consume starts a new ordered consumer of the stream from index from,
+// replacing (and stopping) the current one. Each consumer is a generation:
+// deliveries of a replaced one are ignored.
+func (l *Log) consume(ctx context.Context, from uint64) error {
+	cons, err := l.js.OrderedConsumer(ctx, l.opts.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{l.subject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: consume stream %s: %w", l.opts.Stream, err)
+	}
+	l.consMu.Lock()
+	defer l.consMu.Unlock()
+	if l.cc != nil {
+		l.cc.Stop()
+	}
+	gen := l.gen.Add(1)
+	cc, err := cons.Consume(func(msg jetstream.Msg) { l.deliver(gen, msg) },
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			l.logger.Debug("cluster: consumer", "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("cluster: consume stream %s: %w", l.opts.Stream, err)
+	}
+	l.cc = cc
+	return nil
+}
+
+// Watchdog timing: a consumer that applies nothing for stallAfter while the
+// stream holds records past it is replaced. The client library re-creates
+// a lost consumer itself, but under the same name, and in a JetStream
+// cluster that name can stay assigned to a server that died.
+const (
+	watchEvery = time.Second
+	stallAfter = 2 * time.Second
+)
+
+// watch replaces a stalled consumer until stop closes.
+func (l *Log) watch(stop <-chan struct{}) {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	var since time.Time // when the stall began
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		select {
+		case <-l.live:
+		default:
+			continue // records past the history wait for Start on purpose
+		}
+		if !l.nc.IsConnected() || l.failed() != nil {
+			since = time.Time{}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		info, err := l.stream.Info(ctx)
+		cancel()
+		applied := l.applied.Load()
+		if err != nil || info.State.LastSeq <= applied {
+			since = time.Time{}
+			continue
+		}
+		if since.IsZero() || applied != l.watched {
+			since, l.watched = time.Now(), applied
+			continue
+		}
+		if time.Since(since) < stallAfter {
+			continue
+		}
+		l.logger.Warn("cluster: the stream's consumer stalled; replacing it", "applied", applied, "stream_last", info.State.LastSeq,
+			"stalled_for", time.Since(since).Round(time.Millisecond))
+		ctx, cancel = context.WithTimeout(context.Background(), apiTimeout)
+		if err := l.consume(ctx, applied+1); err != nil {
+			l.logger.Warn("cluster: cannot replace the consumer; trying again", "err", err)
+		}
+		cancel()
+		since = time.Time{}
+	}
+}
+
+// deliver applies one message of the stream; a consumer calls it on one
+// goroutine, in sequence order. deliverMu keeps a replaced consumer's last
+// delivery from overlapping the next one's first.
+func (l *Log) deliver(gen uint64, msg jetstream.Msg) {
+	l.deliverMu.Lock()
+	defer l.deliverMu.Unlock()
+	if gen != l.gen.Load() {
+		return
+	}
 	md, err := msg.Metadata()
 	if err != nil {
 		l.fail(fmt.Errorf("%w: message without metadata: %w", ErrFailed, err))
@@ -662,7 +753,9 @@ func (l *Log) Snapshot() error {
 	if err := log.SaveSnapshot(l.opts.Dir, index, buf.Bytes()); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	// Publishing is best effort (the local copy is what this node needs),
+	// and must not hold up a shutdown while NATS is unreachable.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := putSnapshot(ctx, l.js, l.opts.Stream, l.opts.Replicas, index, buf.Bytes()); err != nil {
 		l.logger.Warn("cluster: snapshot kept locally but not published", "index", index, "err", err)
@@ -753,9 +846,15 @@ func (l *Log) Close() error {
 
 // shut releases what open acquired.
 func (l *Log) shut() {
+	if l.stopWatch != nil {
+		close(l.stopWatch)
+		<-l.watchDone
+	}
+	l.consMu.Lock()
 	if l.cc != nil {
 		l.cc.Stop()
 	}
+	l.consMu.Unlock()
 	if l.nc != nil {
 		l.nc.Close()
 	}

@@ -301,3 +301,22 @@ func TestRecordOverMaxPayloadFailsAtOnce(t *testing.T) {
 		t.Errorf("the next append: %v", err)
 	}
 }
+
+// A consumer that stops delivering while the stream moves on (in a
+// JetStream cluster: its server died and its name stayed assigned there)
+// is replaced by the watchdog.
+func TestStalledConsumerIsReplaced(t *testing.T) {
+	ns := natstest.Start(t)
+	fa := newSumFold()
+	a := openNode(t, ns.ClientURL(), "a", t.TempDir(), fa)
+	defer a.Close()
+	b := openNode(t, ns.ClientURL(), "b", t.TempDir(), newSumFold())
+	defer b.Close()
+	a.consMu.Lock()
+	a.cc.Stop()
+	a.consMu.Unlock()
+	if _, err := b.Append(set("after")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return fa.count("after") == 1 })
+}

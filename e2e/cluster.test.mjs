@@ -25,17 +25,21 @@ const clusterConfig = (natsUrl, node, cluster = {}, engine = {}) => ({ workerPor
   engine: { cluster: { nats_url: natsUrl, node, ...cluster }, ...engine },
 })
 
-/** Everything a describe started, cleaned up in its after hook (workers first). */
+/**
+ * Everything a describe started, cleaned up in its after hook: SDK workers first, then the
+ * engines (all at once: a stuck shutdown costs its 10 s only once), then the NATS servers.
+ */
 function resources() {
-  const list = []
+  const engines = []
+  const others = []
+  const settle = (ps) => Promise.all(ps.map((p) => p.catch((e) => process.stderr.write(`[e2e] cleanup: ${e?.stack ?? e}\n`))))
   return {
-    add(r) { list.push(r); return r },
+    engine(e) { engines.push(e); return e },
+    add(r) { others.push(r); return r },
     async cleanup() {
       await shutdownWorkers()
-      for (const r of list.reverse()) {
-        try { await r.cleanup() } catch (e) { process.stderr.write(`[e2e] cleanup: ${e?.stack ?? e}\n`) }
-      }
-      list.length = 0
+      await settle(engines.splice(0).map((e) => e.cleanup()))
+      await settle(others.splice(0).reverse().map((r) => Promise.resolve().then(() => r.cleanup())))
     },
   }
 }
@@ -66,8 +70,8 @@ describe('two engines sharing one NATS JetStream log', () => {
 
   before(async () => {
     nats = res.add(await startNats())
-    A = res.add(await startEngine({ config: clusterConfig(nats.url, 'a') }))
-    B = res.add(await startEngine({ config: clusterConfig(nats.url, 'b') }))
+    A = res.engine(await startEngine({ config: clusterConfig(nats.url, 'a') }))
+    B = res.engine(await startEngine({ config: clusterConfig(nats.url, 'b') }))
     wa = await makeWorker(gen, A.workerUrl, { workerName: 'on-a' })
     wb = await makeWorker(gen, B.workerUrl, { workerName: 'on-b' })
     for (const [w, n] of [[wa, 'a'], [wb, 'b']]) {
@@ -259,11 +263,10 @@ describe('4. SIGKILL of an engine with writes in flight', () => {
   it('acknowledged writes survive, calls fail fast, the node is dropped, and an empty restart catches up', async (t) => {
     // A small snapshot_every: the restarted node starts from a published snapshot.
     const cfgA = clusterConfig(nats.url, 'a', { node_timeout_ms: NODE_TIMEOUT }, { snapshot_every: 100 })
-    A = res.add(await startEngine({ config: cfgA }))
-    B = res.add(await startEngine({ config: clusterConfig(nats.url, 'b', { node_timeout_ms: NODE_TIMEOUT }, { snapshot_every: 100 }) }))
+    A = res.engine(await startEngine({ config: cfgA }))
+    B = res.engine(await startEngine({ config: clusterConfig(nats.url, 'b', { node_timeout_ms: NODE_TIMEOUT }, { snapshot_every: 100 }) }))
     const wa = await makeWorker(gen, A.workerUrl, { workerName: 'provider-on-a' })
-    const echoes = []
-    wa.registerFunction('k::a::echo', async (d) => { echoes.push(d); return { on: 'a', d } })
+    wa.registerFunction('k::a::echo', async (d) => ({ on: 'a', d }))
     const wb = await makeWorker(gen, B.workerUrl, { workerName: 'caller-on-b' })
     await connected(wa)
     await connected(wb)
@@ -325,7 +328,7 @@ describe('4. SIGKILL of an engine with writes in flight', () => {
     assert.ok(lostRecs.some((r) => r.node === 'a' && r.value?.by === 'b'), `node.lost for a by b in the history: ${JSON.stringify(lostRecs)}`)
 
     // Restart A with an EMPTY data dir, same node name and ports.
-    A = res.add(await startEngine({ config: cfgA, workerPort: A.workerPort, streamPort: A.streamPort }))
+    A = res.engine(await startEngine({ config: cfgA, workerPort: A.workerPort, streamPort: A.streamPort }))
     const opened = A.logs().split('\n').find((l) => l.includes('msg="cluster log opened"'))
     assert.ok(opened, `no "cluster log opened" line${tail(A)}`)
     assert.match(opened, /snapshot_from="object store"/, `the empty node should start from the published snapshot: ${opened}`)
@@ -385,18 +388,19 @@ describe('5. a three-server JetStream cluster (replicas: 3) losing a server', ()
   })
   after(() => res.cleanup())
 
-  /** The server name leading the JetStream stream `name`, as any running server sees it. */
-  async function streamLeader(name) {
+  /** The /jsz detail of the JetStream stream `name` with a leader, as any running server sees it. */
+  async function streamDetail(name) {
     for (const s of cluster.servers.filter((x) => x.running)) {
       try {
-        const j = await (await fetch(`http://127.0.0.1:${s.httpPort}/jsz?accounts=true&streams=true`, { signal: AbortSignal.timeout(2000) })).json()
+        const j = await (await fetch(`http://127.0.0.1:${s.httpPort}/jsz?accounts=true&streams=true&config=true`, { signal: AbortSignal.timeout(2000) })).json()
         for (const a of j.account_details ?? []) {
-          for (const st of a.stream_detail ?? []) if (st.name === name && st.cluster?.leader) return st.cluster.leader
+          for (const st of a.stream_detail ?? []) if (st.name === name && st.cluster?.leader) return st
         }
       } catch {}
     }
     return undefined
   }
+  const streamLeader = async (name) => (await streamDetail(name))?.cluster.leader
 
   /** The running server a client named `name` is connected to (from each server's /connz). */
   async function serverOf(name) {
@@ -411,8 +415,8 @@ describe('5. a three-server JetStream cluster (replicas: 3) losing a server', ()
 
   it('every acknowledged write through either engine is readable on both after a NATS server dies', async (t) => {
     const urls = cluster.urls
-    E1 = res.add(await startEngine({ config: clusterConfig(urls, 'e1', { replicas: 3 }) }))
-    E2 = res.add(await startEngine({ config: clusterConfig(urls, 'e2', { replicas: 3 }) }))
+    E1 = res.engine(await startEngine({ config: clusterConfig(urls, 'e1', { replicas: 3 }) }))
+    E2 = res.engine(await startEngine({ config: clusterConfig(urls, 'e2', { replicas: 3 }) }))
     const w1 = await makeWorker(gen, E1.workerUrl, { workerName: 'writer-e1' })
     const w2 = await makeWorker(gen, E2.workerUrl, { workerName: 'writer-e2' })
     await connected(w1)
@@ -422,12 +426,20 @@ describe('5. a three-server JetStream cluster (replicas: 3) losing a server', ()
     let retries = 0
 
     // A write is retried (same item, same value) until an engine acknowledges it.
+    let killed = 'none yet'
     const write = async (w, item, v) => {
       let attempt = 0
-      const r = await waitFor(async () => {
-        if (attempt++ > 0) retries++
-        return await call(w, 'stream::set', { stream_name: S, group_id: 'g', item_id: item, data: v }, 8000)
-      }, 25000, `stream::set ${item} acknowledged`, 200)
+      let r
+      try {
+        r = await waitFor(async () => {
+          if (attempt++ > 0) retries++
+          return await call(w, 'stream::set', { stream_name: S, group_id: 'g', item_id: item, data: v }, 8000)
+        }, 25000, `stream::set ${item} acknowledged`, 200)
+      } catch (e) {
+        const E = w === w1 ? E1 : E2
+        e.message += `\n(NATS server killed: ${killed}; ${attempt} attempts through ${w === w1 ? 'e1' : 'e2'})${tail(E)}`
+        throw e
+      }
       assert.deepEqual(r.new_value, v)
       acked.set(item, v)
     }
@@ -451,11 +463,15 @@ describe('5. a three-server JetStream cluster (replicas: 3) losing a server', ()
 
     await writeBatch(0, 20)
     await readableOnBoth('before the kill')
+    // The engine that created the stream made it with engine.cluster.replicas.
+    const detail = await waitFor(() => streamDetail('iii'), 10000, 'the stream iii in /jsz')
+    assert.equal(detail.config?.num_replicas, 3, `stream iii: ${JSON.stringify(detail.config)}`)
 
     // Kill the server E1 is connected to: E1 must reconnect to another one.
     const leader = await waitFor(() => streamLeader('iii'), 10000, 'the stream leader')
     const victim = await waitFor(() => serverOf('iii engine e1'), 5000, 'the server E1 is connected to')
-    t.diagnostic(`killing nats-server ${victim.serverName} (E1's server; stream leader: ${leader})`)
+    killed = `${victim.serverName} (E1's server; the stream leader was ${leader})`
+    t.diagnostic(`killing nats-server ${killed}`)
     // Writes in flight while the server dies.
     const during = writeBatch(20, 40)
     await victim.kill()
@@ -469,6 +485,7 @@ describe('5. a three-server JetStream cluster (replicas: 3) losing a server', ()
     // A single-item read through each engine too.
     assert.deepEqual(await call(w1, 'stream::get', { stream_name: S, group_id: 'g', item_id: 'e2-59' }), { via: 'e2', i: 59 })
     assert.deepEqual(await call(w2, 'stream::get', { stream_name: S, group_id: 'g', item_id: 'e1-59' }), { via: 'e1', i: 59 })
+
   })
 })
 

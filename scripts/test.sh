@@ -12,6 +12,8 @@ go vet ./...
 
 step "go build"
 go build -o bin/iii ./cmd/iii
+# The NATS server the cluster end-to-end tests run, from the module in go.mod.
+go build -o bin/nats-server github.com/nats-io/nats-server/v2
 
 step "go test"
 go test -race -count=1 ./...

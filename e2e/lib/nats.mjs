@@ -18,6 +18,16 @@ process.on('exit', () => {
   }
 })
 
+/**
+ * n distinct free ports from the harness's freePort(). It closes its listener before it returns,
+ * so two calls can hand out the same port; a server's ports must differ, and so must a cluster's.
+ */
+export async function freePorts(n) {
+  const ports = new Set()
+  while (ports.size < n) ports.add(await freePort())
+  return [...ports]
+}
+
 function canConnect(port) {
   return new Promise((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1' })
@@ -54,8 +64,9 @@ export async function startNats(opts = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'iii-e2e-nats-'))
   const storeDir = path.join(dir, 'store')
   const logFile = path.join(dir, 'nats.log')
-  const port = opts.port ?? await freePort()
-  const httpPort = opts.httpPort ?? await freePort()
+  const [p1, p2] = await freePorts(2)
+  const port = opts.port ?? p1
+  const httpPort = opts.httpPort ?? p2
   const args = ['-a', '127.0.0.1', '-p', String(port), '-m', String(httpPort)]
   if (jetstream) args.push('-js', '-sd', storeDir)
   if (opts.serverName) args.push('--server_name', opts.serverName)
@@ -79,7 +90,7 @@ export async function startNats(opts = {}) {
       const s = chunk.toString()
       out += s
       if (out.length > 2_000_000) out = out.slice(-1_000_000)
-      appendFileSync(logFile, s)
+      try { appendFileSync(logFile, s) } catch {} // the dir may be gone after cleanup()
       if (process.env.E2E_NATS_LOGS) process.stderr.write(`[nats ${port}] ${s}`)
     }
     proc.stdout.on('data', onData)
@@ -167,11 +178,14 @@ export async function startNats(opts = {}) {
  * client URLs), stop(), cleanup()}.
  */
 export async function startNatsCluster(size = 3, { name = `iii-e2e-${process.pid}` } = {}) {
-  const clusterPorts = []
-  for (let i = 0; i < size; i++) clusterPorts.push(await freePort())
+  // Every port of every server up front, all distinct: client, monitoring and route ports.
+  const ports = await freePorts(3 * size)
+  const clusterPorts = ports.slice(2 * size)
   // Start them together: a JetStream server waits for its peers before it is healthy.
   const results = await Promise.allSettled(clusterPorts.map((cp, i) => startNats({
     serverName: `${name}-n${i + 1}`,
+    port: ports[2 * i],
+    httpPort: ports[2 * i + 1],
     cluster: { name, port: cp, routes: clusterPorts.filter((p) => p !== cp) },
     waitHealthy: false,
   })))
