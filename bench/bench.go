@@ -29,6 +29,8 @@ type Targets struct {
 	// EngineURL is the ws:// address of a trusted worker listener of a
 	// running engine whose log syncs on every write (sync: always).
 	EngineURL string
+	// StreamURL is that engine's stream port (the push fan-out needs it).
+	StreamURL string
 	// InProcess says that engine runs in this process, so its memory shows
 	// in runtime.MemStats (the memory scenario needs it).
 	InProcess bool
@@ -120,7 +122,8 @@ type Summary struct {
 	FanoutRatio  float64 // deliveries/s at the largest fan-out: engine ÷ gws broadcast
 	ReplayRate   float64 // records/s log.Scan reads
 	VsNATSInvoke float64 // invoke calls/s, 64 in flight on 8 connections: engine ÷ NATS request/reply
-	VsNATSFanout float64 // deliveries/s at the largest fan-out: engine ÷ NATS
+	VsNATSFanout float64 // trigger deliveries/s at the largest fan-out: engine ÷ NATS
+	VsNATSPush   float64 // stream-port deliveries/s at the largest fan-out: engine ÷ NATS
 	QueueRatio   float64 // jobs enqueued and handled/s: engine ÷ durable log appends (two records a job)
 	// ClusterSetRatio is stream::set/s, 64 in flight on 8 connections: a
 	// cluster engine on JetStream R1 ÷ the engine on its local WAL.
@@ -138,9 +141,9 @@ func (s Summary) Line() string {
 		}
 		return fmt.Sprintf("%.*f", prec, v)
 	}
-	return fmt.Sprintf("bench: invoke_ratio=%s set_ratio=%s store_ratio=%s fanout_ratio=%s replay_rate=%s vs_nats_invoke=%s vs_nats_fanout=%s queue_ratio=%s cluster_set_ratio=%s cross_invoke_ratio=%s",
+	return fmt.Sprintf("bench: invoke_ratio=%s set_ratio=%s store_ratio=%s fanout_ratio=%s replay_rate=%s vs_nats_invoke=%s vs_nats_fanout=%s queue_ratio=%s cluster_set_ratio=%s cross_invoke_ratio=%s vs_nats_push=%s",
 		f(s.InvokeRatio, 3), f(s.SetRatio, 3), f(s.StoreRatio, 3), f(s.FanoutRatio, 3), f(s.ReplayRate, 0), f(s.VsNATSInvoke, 3), f(s.VsNATSFanout, 3), f(s.QueueRatio, 3),
-		f(s.ClusterSetRatio, 3), f(s.CrossInvokeRatio, 3))
+		f(s.ClusterSetRatio, 3), f(s.CrossInvokeRatio, 3), f(s.VsNATSPush, 3))
 }
 
 // Report is everything a run measured.
@@ -265,7 +268,7 @@ func Run(ctx context.Context, t Targets, o Options) (*Report, error) {
 		run = []string{o.Scenario}
 	}
 	nan := math.NaN()
-	r := &runner{ctx: ctx, t: t, o: o, rep: &Report{Summary: Summary{nan, nan, nan, nan, nan, nan, nan, nan, nan, nan}}}
+	r := &runner{ctx: ctx, t: t, o: o, rep: &Report{Summary: Summary{nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan}}}
 	for _, name := range run {
 		if err := ctx.Err(); err != nil {
 			return r.rep, err

@@ -281,6 +281,53 @@ func dialFanSide(url, stream string, n int) (*fanSide, error) {
 	return f, nil
 }
 
+// streamSub is a stream-port client joined to one group: the tracker
+// counts every envelope it receives, and it answers nothing (pure push).
+type streamSub struct {
+	gws.BuiltinEventHandler
+	conn *gws.Conn
+	on   func([]byte)
+}
+
+// OnMessage implements gws.Event.
+func (s *streamSub) OnMessage(_ *gws.Conn, m *gws.Message) {
+	s.on(m.Bytes())
+	m.Close()
+}
+
+func (s *streamSub) close() { s.conn.NetConn().Close() }
+
+// dialStreamFanSide joins n stream-port subscribers to the group the
+// publisher (a worker connection) writes to.
+func dialStreamFanSide(workerURL, streamURL, stream string, n int) (*fanSide, error) {
+	f := &fanSide{t: newFanTracker(n)}
+	for range n {
+		sub := &streamSub{on: f.t.deliverFrame}
+		conn, err := dial(streamURL, sub)
+		if err != nil {
+			f.close()
+			return nil, err
+		}
+		sub.conn = conn
+		f.subs = append(f.subs, sub)
+		if err := conn.WriteString(`{"type":"join","data":{"subscriptionId":"s","streamName":"` + stream + `","groupId":"g"}}`); err != nil {
+			f.close()
+			return nil, fmt.Errorf("bench: join: %w", err)
+		}
+	}
+	p, err := dialPublisher(workerURL, stream)
+	if err != nil {
+		f.close()
+		return nil, err
+	}
+	f.pub = p
+	if err := fanReady(f.t, f.pub, &f.next); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // measureFan runs the throughput run (fanWindow events outstanding),
 // alternating ours and base, then, if withLatency, the latency run (one
 // event at a time).

@@ -246,6 +246,36 @@ func (r *runner) nats() error {
 			return err
 		}
 	}
+	return r.natsPush(url, r.o.Subscribers[len(r.o.Subscribers)-1])
+}
+
+// natsPush is pure push on both sides: stream-port subscribers of the
+// engine, which answer nothing, against NATS subscribers. (The trigger
+// fan-out above is an invocation each subscriber answers.)
+func (r *runner) natsPush(url string, n int) error {
+	subject := "p" + strconv.Itoa(n)
+	label := fmt.Sprintf("push fan-out %d stream-port subs vs NATS", n)
+	r.progress("nats: %s", label)
+	var ours *fanSide
+	note := "no engine"
+	if r.t.EngineURL != "" && r.t.StreamURL != "" {
+		var err error
+		if ours, err = dialStreamFanSide(r.t.EngineURL, r.t.StreamURL, subject, n); err != nil {
+			ours, note = nil, "engine: "+err.Error()
+		} else {
+			note = ""
+		}
+	}
+	defer ours.close()
+	base, err := dialNATSFan(url, subject, n)
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	defer base.close()
+	oThr, bThr, _, _ := r.measureFan(ours, base, false)
+	row := Row{Scenario: label, Unit: "deliveries/s", Ours: nanIf(ours == nil, oThr.rate()), Baseline: bThr.rate(), Against: "NATS", Note: joinNotes(note, fanNote(oThr, bThr))}
+	r.add(row)
+	r.rep.Summary.VsNATSPush = row.Ratio()
 	return nil
 }
 

@@ -87,19 +87,20 @@ func runBench(args []string) int {
 			return stop, err
 		},
 		StartClusterEngine: func(natsURL, node, dir string, replicas int) (string, func() error, error) {
-			return startBenchEngine(dir, logger, &config.Cluster{NATSURL: natsURL, Node: node, Stream: config.DefaultClusterStream,
+			urls, stop, err := startBenchEngine(dir, logger, &config.Cluster{NATSURL: natsURL, Node: node, Stream: config.DefaultClusterStream,
 				Replicas: replicas, NodeTimeout: config.DefaultClusterNodeTimeout})
+			return urls[0], stop, err
 		},
 	}
 	status := 0
 	if benchNeedsEngine[opts.Scenario] {
-		url, stopEngine, err := startBenchEngine(filepath.Join(tmp, "engine-log"), logger, nil)
+		urls, stopEngine, err := startBenchEngine(filepath.Join(tmp, "engine-log"), logger, nil)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "iii bench: engine: %v (measuring the baselines only)\n", err)
 			status = 1
 		} else {
 			defer stopEngine()
-			targets.EngineURL = url
+			targets.EngineURL, targets.StreamURL = urls[0], urls[1]
 		}
 	}
 	if path := fl.get("cpuprofile"); path != "" {
@@ -123,15 +124,17 @@ func runBench(args []string) int {
 
 // startBenchEngine starts an engine with sync: always whose log lives in
 // logDir (with cl, on the cluster's JetStream stream, logDir keeping its
-// snapshots), on free loopback ports, and returns its worker URL.
-func startBenchEngine(logDir string, logger *slog.Logger, cl *config.Cluster) (string, func() error, error) {
+// snapshots), on free loopback ports, and returns its worker and stream
+// port URLs.
+func startBenchEngine(logDir string, logger *slog.Logger, cl *config.Cluster) ([2]string, func() error, error) {
+	var urls [2]string
 	workerPort, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return urls, nil, err
 	}
 	streamPort, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return urls, nil, err
 	}
 	cfg := config.Default()
 	cfg.Listeners[0].Host, cfg.Listeners[0].Port = "127.0.0.1", workerPort
@@ -143,14 +146,15 @@ func startBenchEngine(logDir string, logger *slog.Logger, cl *config.Cluster) (s
 	cfg.Queue = &config.Queue{StoreMethod: config.StoreFileBased, Queues: map[string]config.QueueConfig{"default": config.DefaultQueueConfig(), "bench": bq}}
 	e, err := engine.New(cfg, engine.Options{DataDir: filepath.Dir(logDir), Logger: logger})
 	if err != nil {
-		return "", nil, err
+		return urls, nil, err
 	}
 	stop := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return e.Shutdown(ctx)
 	}
-	return "ws://127.0.0.1:" + strconv.Itoa(workerPort) + "/", stop, nil
+	urls = [2]string{"ws://127.0.0.1:" + strconv.Itoa(workerPort) + "/", "ws://127.0.0.1:" + strconv.Itoa(streamPort) + "/"}
+	return urls, stop, nil
 }
 
 // freePort asks the OS for a loopback port that is free right now.
