@@ -188,3 +188,32 @@ func TestClusterLostNodeRejoins(t *testing.T) {
 		return r["result"] == "back"
 	})
 }
+
+// A trigger type provided by a worker on one node is bound by a worker on
+// another: the provider hears of the triggers, their removal, and the
+// removal of the triggers of a registrant that leaves.
+func TestClusterTriggerTypeAcrossNodes(t *testing.T) {
+	url := natstest.Start(t).ClientURL()
+	a, b := startNode(t, url, "a"), startNode(t, url, "b")
+	p, r := dial(t, a.url(0)), dial(t, b.url(0))
+	p.send(map[string]any{"type": "registertriggertype", "id": "webhook", "description": "Webhooks"})
+	p.sync()
+	eventually(t, "b sees the trigger type", func() bool {
+		b.view.mu.RLock()
+		defer b.view.mu.RUnlock()
+		_, ok := b.view.Registry.TriggerType("webhook")
+		return ok
+	})
+	r.send(map[string]any{"type": "registertrigger", "id": "t1", "trigger_type": "webhook", "function_id": "hooks::in",
+		"config": map[string]any{"path": "/x"}})
+	sameJSON(t, "registertrigger forwarded across nodes", p.next("registertrigger", func(frame) bool { return true }), map[string]any{
+		"type": "registertrigger", "id": "t1", "trigger_type": "webhook", "function_id": "hooks::in", "config": map[string]any{"path": "/x"}})
+	r.send(map[string]any{"type": "unregistertrigger", "id": "t1", "trigger_type": "webhook"})
+	sameJSON(t, "unregistertrigger forwarded across nodes", p.next("unregistertrigger", func(frame) bool { return true }),
+		map[string]any{"type": "unregistertrigger", "id": "t1", "trigger_type": "webhook"})
+	r.send(map[string]any{"type": "registertrigger", "id": "t2", "trigger_type": "webhook", "function_id": "hooks::in"})
+	p.next("registertrigger", func(f frame) bool { return f.str("id") == "t2" })
+	r.conn.Close(1000, "")
+	sameJSON(t, "the leaving registrant's trigger removed at the provider", p.next("unregistertrigger", func(frame) bool { return true }),
+		map[string]any{"type": "unregistertrigger", "id": "t2", "trigger_type": "webhook"})
+}
