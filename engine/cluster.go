@@ -72,7 +72,13 @@ func (n *node) start(incarnation string) error {
 		calls.Unsubscribe()
 		return err
 	}
-	n.subs = []*nats.Subscription{calls, beats}
+	told, err := n.nc.Subscribe(n.subject+".tell."+n.name, n.told)
+	if err != nil {
+		calls.Unsubscribe()
+		beats.Unsubscribe()
+		return err
+	}
+	n.subs = []*nats.Subscription{calls, beats, told}
 	if err := n.nc.Flush(); err != nil {
 		return err
 	}
@@ -247,6 +253,30 @@ func (n *node) rejoin() {
 	e.mu.RUnlock()
 	for _, s := range sessions {
 		s.conn.Close(1012, "engine node rejoined its cluster; reconnect")
+	}
+}
+
+// tell sends a frame to a worker connected to another node (a provider's
+// refusal of a trigger that worker registered). Best effort, as a frame to
+// a local worker is.
+func (n *node) tell(worker string, frame []byte) {
+	e := n.e
+	e.view.mu.RLock()
+	w, ok := e.view.Registry.Worker(worker)
+	e.view.mu.RUnlock()
+	if !ok || w.Node == "" || w.Node == n.name {
+		return
+	}
+	m := &nats.Msg{Subject: n.subject + ".tell." + w.Node, Data: frame, Header: nats.Header{"Worker": []string{worker}}}
+	if err := n.nc.PublishMsg(m); err != nil {
+		e.logger.Debug("cluster: frame for a worker on another node not sent", "node", w.Node, "err", err)
+	}
+}
+
+// told delivers a frame another node sent to one of this node's workers.
+func (n *node) told(m *nats.Msg) {
+	if s := n.e.session(m.Header.Get("Worker")); s != nil {
+		s.send(m.Data)
 	}
 }
 

@@ -208,6 +208,10 @@ func TestClusterTriggerTypeAcrossNodes(t *testing.T) {
 		"config": map[string]any{"path": "/x"}})
 	sameJSON(t, "registertrigger forwarded across nodes", p.next("registertrigger", func(frame) bool { return true }), map[string]any{
 		"type": "registertrigger", "id": "t1", "trigger_type": "webhook", "function_id": "hooks::in", "config": map[string]any{"path": "/x"}})
+	failed := map[string]any{"type": "triggerregistrationresult", "id": "t1", "trigger_type": "webhook", "function_id": "hooks::in",
+		"error": map[string]any{"code": "bad_path", "message": "no such path"}}
+	p.send(failed)
+	sameJSON(t, "the provider's refusal reaches the registrant on the other node", r.next("triggerregistrationresult", func(frame) bool { return true }), failed)
 	r.send(map[string]any{"type": "unregistertrigger", "id": "t1", "trigger_type": "webhook"})
 	sameJSON(t, "unregistertrigger forwarded across nodes", p.next("unregistertrigger", func(frame) bool { return true }),
 		map[string]any{"type": "unregistertrigger", "id": "t1", "trigger_type": "webhook"})

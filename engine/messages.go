@@ -447,8 +447,11 @@ func (s *session) providerResult(m *wire.Message) {
 	if !ok {
 		return
 	}
+	frame := wire.AppendTriggerRegistrationResult(nil, m.ID, m.TriggerType, t.Function, bytes.Clone(m.Error))
 	if owner := e.session(t.Worker); owner != nil {
-		owner.send(wire.AppendTriggerRegistrationResult(nil, m.ID, m.TriggerType, t.Function, bytes.Clone(m.Error)))
+		owner.send(frame)
+	} else if e.node != nil {
+		e.node.tell(t.Worker, frame) // the registrant is on another node
 	}
 }
 
