@@ -623,10 +623,14 @@ func (e *Engine) fnHealth(*builtinCall) callOutcome {
 	e.mu.RLock()
 	n := len(e.sessions)
 	e.mu.RUnlock()
-	return marshalResult(map[string]any{
+	h := map[string]any{
 		"status": "healthy", "version": Version, "uptime_ms": time.Since(e.started).Milliseconds(),
 		"workers": n, "log_last_index": e.log.LastIndex(),
-	})
+	}
+	if e.node != nil {
+		h["cluster"] = e.node.health()
+	}
+	return marshalResult(h)
 }
 
 func (e *Engine) fnLog(level slog.Level) func(c *builtinCall) callOutcome {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -278,6 +279,30 @@ func (n *node) told(m *nats.Msg) {
 	if s := n.e.session(m.Header.Get("Worker")); s != nil {
 		s.send(m.Data)
 	}
+}
+
+// health is the cluster part of engine::health::check: this node, whether
+// it leads, its NATS connection, and every started node with how long ago
+// it was last heard.
+func (n *node) health() map[string]any {
+	e := n.e
+	e.view.mu.RLock()
+	nodes := e.view.Registry.Nodes()
+	e.view.mu.RUnlock()
+	now := time.Now()
+	list := []map[string]any{}
+	n.mu.Lock()
+	for _, name := range slices.Sorted(maps.Keys(nodes)) {
+		m := map[string]any{"node": name}
+		if name != n.name {
+			if at, ok := n.beats[name]; ok {
+				m["heard_ms_ago"] = now.Sub(at).Milliseconds()
+			}
+		}
+		list = append(list, m)
+	}
+	n.mu.Unlock()
+	return map[string]any{"node": n.name, "leader": n.isLeader(), "nats": n.nc.Status().String(), "nodes": list}
 }
 
 // callRequest is a call carried to the node whose worker owns the function.

@@ -42,6 +42,11 @@ func TestClusterCallsAcrossNodes(t *testing.T) {
 	if r["sum"] != 5.0 || r["caller"] != wb.id {
 		t.Errorf("cross-node call: %v (caller want %s)", r, wb.id)
 	}
+	h := wb.mustCall("engine::health::check", map[string]any{}).(map[string]any)
+	cl, _ := h["cluster"].(map[string]any)
+	if cl["node"] != "b" || cl["leader"] != false || cl["nats"] != "CONNECTED" || len(cl["nodes"].([]any)) != 2 {
+		t.Errorf("health of node b: %v", h)
+	}
 	f := wb.call("math::fail", map[string]any{})
 	if errorCode(f) != "invocation_failed" {
 		t.Errorf("a worker's error crosses nodes as is: %v", f)
