@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -266,6 +267,10 @@ func Connect(url, creds, name string, logger *slog.Logger) (*nats.Conn, error) {
 func ensureStream(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.Stream, error) {
 	s, err := js.Stream(ctx, name)
 	if err == nil {
+		if subj := s.CachedInfo().Config.Subjects; !slices.Contains(subj, Subject(name)) {
+			return nil, fmt.Errorf("stream %s exists but does not take subject %s (its subjects: %v): it is not an iii log; name another in engine.cluster.stream",
+				name, Subject(name), subj)
+		}
 		return s, nil
 	}
 	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -319,4 +320,21 @@ func TestStalledConsumerIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return fa.count("after") == 1 })
+}
+
+func TestForeignStreamIsRefused(t *testing.T) {
+	ns := natstest.Start(t)
+	nc, err := Connect(ns.ClientURL(), "", "test", slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "orders", Subjects: []string{"orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(Options{URL: ns.ClientURL(), Node: "a", Stream: "orders", Dir: t.TempDir()}, newSumFold())
+	if err == nil || !strings.Contains(err.Error(), "is not an iii log") {
+		t.Errorf("a stream that is not an iii log: %v", err)
+	}
 }
