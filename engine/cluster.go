@@ -28,7 +28,7 @@ type node struct {
 	log     *cluster.Log
 	nc      *nats.Conn
 	name    string
-	subject string // "<stream>.node": heartbeats at .hb.<node>, calls at .call.<node>
+	subject string // "<stream>.node": heartbeats at .hb.<node>, calls at .call.<node>, frames for a node's workers at .tell.<node>
 	timeout time.Duration
 
 	mu          sync.Mutex
@@ -64,22 +64,23 @@ func (n *node) start(incarnation string) error {
 	n.mu.Lock()
 	n.incarnation = incarnation
 	n.mu.Unlock()
-	calls, err := n.nc.Subscribe(n.subject+".call."+n.name, n.serve)
-	if err != nil {
-		return err
+	for _, sub := range []struct {
+		subject string
+		handle  nats.MsgHandler
+	}{
+		{n.subject + ".call." + n.name, n.serve},
+		{n.subject + ".hb.*", n.heard},
+		{n.subject + ".tell." + n.name, n.told},
+	} {
+		s, err := n.nc.Subscribe(sub.subject, sub.handle)
+		if err != nil {
+			for _, s := range n.subs {
+				s.Unsubscribe()
+			}
+			return err
+		}
+		n.subs = append(n.subs, s)
 	}
-	beats, err := n.nc.Subscribe(n.subject+".hb.*", n.heard)
-	if err != nil {
-		calls.Unsubscribe()
-		return err
-	}
-	told, err := n.nc.Subscribe(n.subject+".tell."+n.name, n.told)
-	if err != nil {
-		calls.Unsubscribe()
-		beats.Unsubscribe()
-		return err
-	}
-	n.subs = []*nats.Subscription{calls, beats, told}
 	if err := n.nc.Flush(); err != nil {
 		return err
 	}
