@@ -179,6 +179,12 @@ func (s *session) invoke(m *wire.Message) {
 		return
 	}
 	t, ok := e.lookup(fid)
+	if !ok && e.node != nil {
+		// Registered on another node a moment ago? Not found only once
+		// this node has applied everything the stream holds.
+		e.catchUp()
+		t, ok = e.lookup(fid)
+	}
 	if !ok {
 		s.reply(replyID, fid, failure(codeFunctionNotFound, "Function "+fid+" not found"), m.Traceparent, m.Baggage)
 		return
