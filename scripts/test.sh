@@ -21,11 +21,21 @@ go test -race -count=1 ./...
 # Each fuzz target briefly on top of its committed seeds: a regression in a
 # decoder that faces untrusted bytes shows up here, not in production.
 step "fuzz (${FUZZTIME:=5s} each)"
+fuzz() { go test -run='^$' -fuzz="^${target#*:}\$" -fuzztime="$FUZZTIME" "./${target%%:*}" 2>&1; }
 for target in wire:FuzzDecode wire:FuzzDecodeStreamRequest wire:FuzzSkipDeep wire:FuzzDecodeFlatObject \
   projections:FuzzApplyOps log:FuzzDecodeRecord engine/config:FuzzParse; do
-  if ! out=$(go test -run='^$' -fuzz="^${target#*:}\$" -fuzztime="$FUZZTIME" "./${target%%:*}" 2>&1); then
-    printf '%s\n' "$out"
-    exit 1
+  if ! out=$(fuzz); then
+    # Go 1.26's fuzz coordinator can fail a clean run with a bare "context
+    # deadline exceeded" at the -fuzztime boundary (golang/go#75804, fixed
+    # in 1.27). A real finding writes its input; only the bare case is
+    # run once more.
+    if grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
+      echo "retry ${target}: fuzz coordinator deadline race (golang/go#75804), no failing input"
+      out=$(fuzz) || { printf '%s\n' "$out"; exit 1; }
+    else
+      printf '%s\n' "$out"
+      exit 1
+    fi
   fi
   echo "ok ${target}"
 done
