@@ -54,7 +54,10 @@ func (e *CloseError) Error() string {
 //
 // Writes: Send appends to a bounded queue and never blocks; one writer
 // goroutine per connection drains the queue, encoding every queued frame into
-// one buffer so that a burst goes out in one write syscall. It writes to the
+// one buffer so that a burst goes out in one write syscall. The writer runs
+// only while there is something to write: it is started by the frame that
+// finds none running and ends when the queue is empty, so an idle
+// connection holds no writer goroutine (and no stack for it). It writes to the
 // socket directly instead of through gws: gws writes each of its own frames (the
 // echo of a peer's close, a close on a read error) with a single Write call, and
 // the kernel socket's write lock keeps whole Write calls from interleaving, so
@@ -108,8 +111,9 @@ type Conn struct {
 
 	drained chan struct{} // made by a WaitSendQueue caller, closed by the writer after a batch
 
-	wake       chan struct{}
-	writerDone chan struct{}
+	writing    bool          // a writer goroutine runs (or is starting); under mu
+	ended      bool          // the last writer has ended (writerDone is closed); under mu
+	writerDone chan struct{} // closed when the connection's last writer ends
 	opened     chan struct{} // closed after Handler.Open returned
 	done       chan struct{} // closed when state leaves stateOpen
 
@@ -151,7 +155,6 @@ func newConn(nc net.Conn, g *frameGuard, o *Options, h Handler, client bool) *Co
 		o:          o,
 		h:          h,
 		client:     client,
-		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		opened:     make(chan struct{}),
 		done:       make(chan struct{}),
@@ -164,10 +167,10 @@ func newConn(nc net.Conn, g *frameGuard, o *Options, h Handler, client bool) *Co
 	return c
 }
 
-// start runs the writer and the keepalive timer; gws may read frames after it.
+// start runs the keepalive timer; gws may read frames after it. The writer
+// starts with the first frame to write.
 func (c *Conn) start() {
 	c.guard.c = c
-	go c.writeLoop()
 	if c.o.PingAfter > 0 || c.o.IdleTimeout > 0 {
 		c.mu.Lock() // the callback reads c.timer under mu and may fire at once
 		c.timer = time.AfterFunc(c.nextCheck(monoNow()), c.keepalive)
@@ -230,13 +233,13 @@ func (c *Conn) send(frame []byte, op byte) error {
 		c.o.Logger.Warn("wire: closing slow consumer", "remote", c.remoteIP, "path", c.path, "reason", reason)
 		return ErrSlowConsumer
 	}
-	signal := len(c.queue) == 0
 	c.queue = append(c.queue, outFrame{frame, op})
 	c.nFrames++
 	c.nBytes += len(frame)
+	start := c.startWriterLocked()
 	c.mu.Unlock()
-	if signal {
-		c.signal()
+	if start {
+		go c.writeLoop()
 	}
 	return nil
 }
@@ -328,26 +331,48 @@ func (c *Conn) dropQueueLocked() {
 	c.queue = c.queue[:0]
 }
 
+// signal makes sure a writer runs to pick up what was just made due (a
+// ping, a pong, a close).
 func (c *Conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	c.mu.Lock()
+	start := c.startWriterLocked()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
 	}
+}
+
+// startWriterLocked reports whether the caller must start a writer (none
+// runs, and the connection's writing has not ended), and marks it running.
+func (c *Conn) startWriterLocked() bool {
+	if c.writing || c.ended {
+		return false
+	}
+	c.writing = true
+	return true
+}
+
+// endWriter marks the connection's writing as over for good.
+func (c *Conn) endWriter() {
+	c.mu.Lock()
+	c.ended = true
+	c.mu.Unlock()
+	close(c.writerDone)
 }
 
 // writeLoop is the connection's only writer of data, ping, pong and close
 // frames (see Conn).
 func (c *Conn) writeLoop() {
-	defer close(c.writerDone)
 	for {
 		c.mu.Lock()
-		for len(c.queue) == 0 && !c.pingDue && !c.pongDue && c.state == stateOpen {
+		if len(c.queue) == 0 && !c.pingDue && !c.pongDue && c.state == stateOpen {
+			c.writing = false // nothing to write: the next frame starts a writer
 			c.mu.Unlock()
-			<-c.wake
-			c.mu.Lock()
+			return
 		}
 		if c.state == stateClosed {
 			c.mu.Unlock()
+			c.endWriter()
 			return
 		}
 		batch := c.queue
@@ -410,9 +435,11 @@ func (c *Conn) writeLoop() {
 		switch {
 		case err != nil:
 			_ = c.nc.Close() // the read loop ends, and with it the connection
+			c.endWriter()
 			return
 		case closing:
 			c.lingerClose()
+			c.endWriter()
 			return
 		}
 	}
