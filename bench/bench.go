@@ -21,7 +21,7 @@ import (
 
 // Scenarios lists the scenario names Options.Scenario accepts, in the
 // order Run runs them.
-var Scenarios = []string{"invoke", "set", "store", "queue", "fanout", "replay", "memory", "nats", "cluster"}
+var Scenarios = []string{"invoke", "set", "store", "queue", "fanout", "replay", "memory", "nats", "cluster", "redis"}
 
 // Targets is what the engine-side ("ours") measurements run against. A
 // zero field skips the measurements that need it; baselines always run.
@@ -131,6 +131,9 @@ type Summary struct {
 	// CrossInvokeRatio is calls/s, 64 in flight on 8 connections, to a
 	// worker on another node ÷ to a worker on the same engine.
 	CrossInvokeRatio float64
+	// VsRedisSet is stream::set/s, 64 in flight on 8 connections, against
+	// Redis XADD with appendfsync always (NaN without redis-server).
+	VsRedisSet float64
 }
 
 // Line is the machine-readable last line of the output.
@@ -141,9 +144,9 @@ func (s Summary) Line() string {
 		}
 		return fmt.Sprintf("%.*f", prec, v)
 	}
-	return fmt.Sprintf("bench: invoke_ratio=%s set_ratio=%s store_ratio=%s fanout_ratio=%s replay_rate=%s vs_nats_invoke=%s vs_nats_fanout=%s queue_ratio=%s cluster_set_ratio=%s cross_invoke_ratio=%s vs_nats_push=%s",
+	return fmt.Sprintf("bench: invoke_ratio=%s set_ratio=%s store_ratio=%s fanout_ratio=%s replay_rate=%s vs_nats_invoke=%s vs_nats_fanout=%s queue_ratio=%s cluster_set_ratio=%s cross_invoke_ratio=%s vs_nats_push=%s vs_redis_set=%s",
 		f(s.InvokeRatio, 3), f(s.SetRatio, 3), f(s.StoreRatio, 3), f(s.FanoutRatio, 3), f(s.ReplayRate, 0), f(s.VsNATSInvoke, 3), f(s.VsNATSFanout, 3), f(s.QueueRatio, 3),
-		f(s.ClusterSetRatio, 3), f(s.CrossInvokeRatio, 3), f(s.VsNATSPush, 3))
+		f(s.ClusterSetRatio, 3), f(s.CrossInvokeRatio, 3), f(s.VsNATSPush, 3), f(s.VsRedisSet, 3))
 }
 
 // Report is everything a run measured.
@@ -183,7 +186,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 // several measurements of o.Duration, and replay first writes its log.
 func Estimate(o Options) time.Duration {
 	o = o.withDefaults()
-	runs := map[string]float64{"invoke": 8, "set": 6, "store": 2, "queue": 2, "fanout": 8, "replay": 3, "memory": 1, "nats": 8, "cluster": 8}
+	runs := map[string]float64{"invoke": 8, "set": 6, "store": 2, "queue": 2, "fanout": 8, "replay": 3, "memory": 1, "nats": 8, "cluster": 8, "redis": 2}
 	fixed := map[string]time.Duration{"replay": 15 * time.Second, "memory": 5 * time.Second, "cluster": 10 * time.Second}
 	var total time.Duration
 	for _, s := range Scenarios {
@@ -259,6 +262,7 @@ func Run(ctx context.Context, t Targets, o Options) (*Report, error) {
 		"memory":  (*runner).memory,
 		"nats":    (*runner).nats,
 		"cluster": (*runner).cluster,
+		"redis":   (*runner).redis,
 	}
 	run := Scenarios
 	if o.Scenario != "" {
@@ -268,7 +272,7 @@ func Run(ctx context.Context, t Targets, o Options) (*Report, error) {
 		run = []string{o.Scenario}
 	}
 	nan := math.NaN()
-	r := &runner{ctx: ctx, t: t, o: o, rep: &Report{Summary: Summary{nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan}}}
+	r := &runner{ctx: ctx, t: t, o: o, rep: &Report{Summary: Summary{nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan}}}
 	for _, name := range run {
 		if err := ctx.Err(); err != nil {
 			return r.rep, err

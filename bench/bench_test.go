@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-var summaryLine = regexp.MustCompile(`^bench: invoke_ratio=(\S+) set_ratio=(\S+) store_ratio=(\S+) fanout_ratio=(\S+) replay_rate=(\S+) vs_nats_invoke=(\S+) vs_nats_fanout=(\S+) queue_ratio=(\S+) cluster_set_ratio=(\S+) cross_invoke_ratio=(\S+) vs_nats_push=(\S+)$`)
+var summaryLine = regexp.MustCompile(`^bench: invoke_ratio=(\S+) set_ratio=(\S+) store_ratio=(\S+) fanout_ratio=(\S+) replay_rate=(\S+) vs_nats_invoke=(\S+) vs_nats_fanout=(\S+) queue_ratio=(\S+) cluster_set_ratio=(\S+) cross_invoke_ratio=(\S+) vs_nats_push=(\S+) vs_redis_set=(\S+)$`)
 
 var number = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 

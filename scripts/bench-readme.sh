@@ -50,6 +50,7 @@ p50 = row("invoke c=1 p50")
 target("invoke c=1 p50 ≤ relay p50 + 15 µs", p50, p50 is not None and p50[0] <= p50[2] + 15,
        p50 and f"{p50[0]:.1f} vs {p50[2]:.1f} µs")
 v = num("vs_nats_fanout"); target("trigger fan-out ≥ 0.5 of NATS", v, v is not None and v >= 0.5, v)
+v = num("vs_redis_set"); target("durable set ≥ 1.0× Redis appendfsync always", v, v is not None and v >= 1.0, v)
 v = num("vs_nats_push"); target("push fan-out to 1000 stream-port subscribers ≥ 0.8 of NATS", v, v is not None and v >= 0.8, v)
 v = num("replay_rate"); target("replay ≥ 1M records/s", v, v is not None and v >= 1e6, v and f"{v/1e6:.2f}M/s")
 snap = row("log.Open 1M, snapshot")

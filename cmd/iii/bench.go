@@ -28,7 +28,8 @@ baseline. --duration is the length of EACH measured run (default 3s); a
 scenario makes several, so the whole run takes far longer (an estimate is
 printed first: about a minute per second of --duration for all of them);
 --scenario runs one of: invoke, set, store, queue, fanout, replay, memory, nats,
-cluster (engines on a NATS JetStream log the bench starts itself).
+cluster (engines on a NATS JetStream log the bench starts itself), redis
+(durable sets against redis-server with appendfsync always, when installed).
 --cpuprofile writes a pprof CPU profile of the whole run (engine, clients and
 baselines share the process; read it with go tool pprof).
 The last line of the output is machine-readable (bench: key=value ...).
@@ -36,7 +37,7 @@ The last line of the output is machine-readable (bench: key=value ...).
 
 // benchNeedsEngine lists the scenarios that load the running engine
 // (replay starts its own).
-var benchNeedsEngine = map[string]bool{"": true, "invoke": true, "set": true, "queue": true, "fanout": true, "memory": true, "nats": true, "cluster": true}
+var benchNeedsEngine = map[string]bool{"": true, "invoke": true, "set": true, "queue": true, "fanout": true, "memory": true, "nats": true, "cluster": true, "redis": true}
 
 // runBench is `iii bench`. Exit status 2 means bad arguments, 1 that the
 // engine could not start (the baselines are still reported); slow numbers
