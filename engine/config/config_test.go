@@ -335,6 +335,11 @@ func TestAccepted(t *testing.T) {
 				t.Errorf("%+v", c.Engine.Cluster)
 			}
 		}},
+		{"cluster nats_url as a list", "engine:\n  cluster:\n    nats_url: [nats://a:4222, nats://b:4222]\n    node: a\n", func(t *testing.T, c *Config) {
+			if c.Engine.Cluster == nil || c.Engine.Cluster.NATSURL != "nats://a:4222,nats://b:4222" {
+				t.Errorf("%+v", c.Engine.Cluster)
+			}
+		}},
 		{"empty file", "", func(t *testing.T, c *Config) {
 			if len(c.Listeners) != 1 || c.Listeners[0].Port != 49134 || c.Stream != nil || c.State != nil {
 				t.Errorf("%+v", c)

@@ -706,6 +706,18 @@ func (d *decoder) cluster(n *yaml.Node, key string) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	// nats_url: one string of comma-separated URLs, or a list of them.
+	if v := m["nats_url"]; v != nil && deref(v).Kind == yaml.SequenceNode {
+		items, _ := d.list(v, key+".nats_url")
+		urls := make([]string, len(items))
+		for i, it := range items {
+			if urls[i], err = d.str(it, fmt.Sprintf("%s.nats_url[%d]", key, i)); err != nil {
+				return nil, err
+			}
+		}
+		c.NATSURL = strings.Join(urls, ",")
+		delete(m, "nats_url")
+	}
 	for _, f := range []struct {
 		k   string
 		dst *string
