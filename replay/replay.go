@@ -98,6 +98,11 @@ const FollowInterval = 200 * time.Millisecond
 // tail segment up to that index, which is cheap next to the interval;
 // file-change notifications would save that but are not portable.
 func Follow(ctx context.Context, dir string, f history.Filter, fn func(*log.Record) error, caughtUp func() error) error {
+	return FollowSource(ctx, dirSource(dir), f, fn, caughtUp)
+}
+
+// FollowSource is Follow over any log source (a cluster's stream, say).
+func FollowSource(ctx context.Context, src history.Source, f history.Filter, fn func(*log.Record) error, caughtUp func() error) error {
 	m := f.Compile()
 	next := m.From()
 	n := 0
@@ -106,7 +111,7 @@ func Follow(ctx context.Context, dir string, f history.Filter, fn func(*log.Reco
 	defer tick.Stop()
 	for {
 		delivered := false
-		err := log.Scan(dir, next, func(rec *log.Record) error {
+		err := src.Read(next, func(rec *log.Record) error {
 			next = rec.Index + 1
 			if m.Beyond(rec) {
 				done = true

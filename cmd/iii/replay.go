@@ -22,7 +22,7 @@ const replayUsage = `usage:
   iii replay [--data-dir DIR | --log-dir DIR] [filters] [--limit N] [--follow] [--format table|json]
   iii replay --at INDEX|TIME [--data-dir DIR | --log-dir DIR] [--format table|json]
   iii replay diff --from INDEX|TIME [--to INDEX|TIME] [--data-dir DIR | --log-dir DIR] [--format table|json]
-  iii replay --nats URL [--nats-stream NAME] [filters] [--limit N] [--format table|json]
+  iii replay --nats URL [--nats-stream NAME] [filters] [--limit N] [--follow] [--format table|json]
 filters: --stream S --group G --item I --kind K[,K...] (or family.*, e.g. queue.*)
          --worker W --function F --queue Q --job ID
          --from-index N --to-index N --since T --until T
@@ -75,8 +75,8 @@ func runReplay(args []string) int {
 		return replayUsageError(errors.New("--from and --to belong to `iii replay diff`"))
 	case at != "" && (fl.has("follow") || hasFilter):
 		return replayUsageError(errors.New("--at prints the whole state: it takes no filters and no --follow"))
-	case fl.get("nats") != "" && (diff || at != "" || fl.has("follow") || fl.get("data-dir", "log-dir") != ""):
-		return replayUsageError(errors.New("--nats lists a cluster's records (with filters); --at, diff and --follow read a data directory"))
+	case fl.get("nats") != "" && (diff || at != "" || fl.get("data-dir", "log-dir") != ""):
+		return replayUsageError(errors.New("--nats lists (or --follow's) a cluster's records, with filters; --at and diff read a data directory"))
 	}
 
 	now := time.Now()
@@ -110,7 +110,7 @@ func runReplay(args []string) int {
 	}
 
 	if url := fl.get("nats"); url != "" {
-		return replayCluster(url, fl.get("nats-stream"), fl.get("nats-creds"), filter, format)
+		return replayCluster(url, fl.get("nats-stream"), fl.get("nats-creds"), filter, format, fl.has("follow"))
 	}
 	dir, err := replayDir(fl.get("data-dir"), fl.get("log-dir"))
 	if err != nil {
@@ -182,7 +182,7 @@ func runReplay(args []string) int {
 }
 
 // replayCluster lists the records of a cluster's log on JetStream.
-func replayCluster(url, stream, creds string, filter history.Filter, format string) int {
+func replayCluster(url, stream, creds string, filter history.Filter, format string, follow bool) int {
 	if stream == "" {
 		stream = config.DefaultClusterStream
 	}
@@ -197,7 +197,14 @@ func replayCluster(url, stream, creds string, filter history.Filter, format stri
 	} else {
 		out = replay.NewTableWriter(os.Stdout, isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb")
 	}
-	err = history.Select(history.Source{Read: r.Read, Last: r.Last}, filter, nil, out.Record)
+	src := history.Source{Read: r.Read, Last: r.Last}
+	if follow {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err = replay.FollowSource(ctx, src, filter, out.Record, out.Flush)
+	} else {
+		err = history.Select(src, filter, nil, out.Record)
+	}
 	if ferr := out.Flush(); err == nil {
 		err = ferr
 	}
