@@ -97,8 +97,19 @@ func (n *node) close() {
 	inc := n.incarnation
 	n.mu.Unlock()
 	v, _ := json.Marshal(map[string]string{"incarnation": inc, "by": n.name, "reason": "stopped"})
-	if _, err := n.e.log.Append(&log.Record{Kind: log.KindNodeLost, Node: n.name, Value: v}); err != nil {
-		n.e.logger.Warn("cluster: cannot record this node's stop", "err", err)
+	// Best effort, and bounded: with NATS unreachable the others declare
+	// this node lost after the timeout anyway.
+	done := make(chan error, 1)
+	if err := n.e.log.AppendAsync(&log.Record{Kind: log.KindNodeLost, Node: n.name, Value: v}, func(_ any, err error) { done <- err }); err != nil {
+		done <- err
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			n.e.logger.Warn("cluster: cannot record this node's stop", "err", err)
+		}
+	case <-time.After(3 * time.Second):
+		n.e.logger.Warn("cluster: this node's stop not recorded within 3 s; the others will declare it lost")
 	}
 }
 
