@@ -59,18 +59,23 @@ type prior struct {
 // starting value. It builds the state at from, then reads on to to,
 // remembering the starting value of every item a record touches.
 func Diff(dir string, from, to Point) ([]ItemChange, error) {
-	st, err := startView(dir, from)
+	return DiffSource(DirSource(dir), from, to)
+}
+
+// DiffSource is Diff over any log source.
+func DiffSource(src Source, from, to Point) ([]ItemChange, error) {
+	st, err := startView(src, from)
 	if err != nil {
 		return nil, err
 	}
-	if err := st.advance(dir, from, nil); err != nil {
+	if err := st.advance(src, from, nil); err != nil {
 		return nil, fmt.Errorf("from: %w", err)
 	}
 	if (!to.IsTime() && to.Index < st.Index) || (to.IsTime() && st.Index > 0 && st.Time.After(to.Time)) {
 		return nil, fmt.Errorf("to %s is before from %s", to, from)
 	}
 	touched := map[itemKey]prior{}
-	err = st.advance(dir, to, func(rec *log.Record) {
+	err = st.advance(src, to, func(rec *log.Record) {
 		switch rec.Kind {
 		case log.KindStreamSet, log.KindStreamUpdate, log.KindStreamDelete:
 		default:

@@ -43,13 +43,13 @@ func LogDir(dir string) (string, error) {
 // Records calls fn, in index order, for every record in the log directory
 // dir that f selects (history.Select has the rules).
 func Records(dir string, f history.Filter, fn func(*log.Record) error) error {
-	return RecordsProgress(dir, f, nil, fn)
+	return RecordsProgress(dirSource(dir), f, nil, fn)
 }
 
-// RecordsProgress is Records reporting every index it reads, matching or
-// not, to p (which may be nil).
-func RecordsProgress(dir string, f history.Filter, p *Progress, fn func(*log.Record) error) error {
-	return history.Select(dirSource(dir), f, p.set, fn)
+// RecordsProgress is Records over any log source, reporting every index it
+// reads, matching or not, to p (which may be nil).
+func RecordsProgress(src history.Source, f history.Filter, p *Progress, fn func(*log.Record) error) error {
+	return history.Select(src, f, p.set, fn)
 }
 
 // dirSource reads the log directory dir.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"github.com/iii-go/iii/history"
 	"github.com/iii-go/iii/projections"
 	"io"
@@ -253,7 +254,7 @@ func TestSnapshotFor(t *testing.T) {
 		{Point{Time: at(12)}, 10},
 	}
 	for _, tt := range tests {
-		got, _, err := snapshotFor(dir, tt.at)
+		got, _, err := snapshotFor(DirSource(dir), tt.at)
 		if err != nil || got != tt.want {
 			t.Errorf("snapshotFor(%s) = %d, %v; want %d", tt.at, got, err, tt.want)
 		}
@@ -262,6 +263,35 @@ func TestSnapshotFor(t *testing.T) {
 	st, err := ViewAt(dir, Point{Index: 10})
 	if err != nil || st.Index != 10 || !st.Time.Equal(at(10)) {
 		t.Errorf("ViewAt(10) = index %d, time %s, %v", st.Index, st.Time, err)
+	}
+}
+
+// A source without snapshots (a cluster's stream) rebuilds the same views
+// and diffs from the first record.
+func TestSourceWithoutSnapshots(t *testing.T) {
+	dir := writeLog(t, testLog, 10)
+	plain := Source{Source: dirSource(dir)}
+	for _, p := range []Point{{Index: 9}, {Index: 10}, {Index: 12}, {Time: at(12)}} {
+		want, err := ViewAt(dir, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ViewAtSource(plain, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := render(t, "json", func(w Writer) error { return w.View(want) })
+		if g := render(t, "json", func(w Writer) error { return w.View(got) }); g != w || got.Index != want.Index {
+			t.Errorf("at %s without snapshots:\n%s\nwant:\n%s", p, g, w)
+		}
+	}
+	want, err := Diff(dir, Point{Index: 7}, Point{Index: 17})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DiffSource(plain, Point{Index: 7}, Point{Index: 17})
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("diff without snapshots: %v, %v; want %v", got, err, want)
 	}
 }
 

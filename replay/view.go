@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/iii-go/iii/history"
 	"github.com/iii-go/iii/log"
 	"github.com/iii-go/iii/projections"
 )
@@ -24,17 +25,37 @@ type View struct {
 	*projections.Model
 }
 
+// Source is a log to rebuild views from: its records and, when it has
+// them, its snapshots.
+type Source struct {
+	history.Source
+	// Snapshot returns the newest snapshot at or before index ((0, nil,
+	// nil) when there is none); nil means the log keeps no snapshots and
+	// views are rebuilt from the first record.
+	Snapshot func(index uint64) (uint64, []byte, error)
+}
+
+// DirSource is the log directory dir, with its snapshots.
+func DirSource(dir string) Source {
+	return Source{Source: dirSource(dir), Snapshot: func(index uint64) (uint64, []byte, error) {
+		return log.LatestSnapshotBefore(dir, index)
+	}}
+}
+
 // ViewAt rebuilds the read model at point at in the log directory dir: the
 // newest snapshot at or before it, plus the records after the snapshot up
 // to the point. An index beyond the last record is an error wrapping
 // ErrPastEnd; a time after the last record gives the current view, one
 // before the first record the empty view.
-func ViewAt(dir string, at Point) (*View, error) {
-	v, err := startView(dir, at)
+func ViewAt(dir string, at Point) (*View, error) { return ViewAtSource(DirSource(dir), at) }
+
+// ViewAtSource is ViewAt over any log source.
+func ViewAtSource(src Source, at Point) (*View, error) {
+	v, err := startView(src, at)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.advance(dir, at, nil); err != nil {
+	if err := v.advance(src, at, nil); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -48,8 +69,8 @@ func (v *View) apply(rec *log.Record) {
 
 // startView restores the newest snapshot at or before at (or returns the
 // empty view when there is none).
-func startView(dir string, at Point) (*View, error) {
-	snap, data, err := snapshotFor(dir, at)
+func startView(src Source, at Point) (*View, error) {
+	snap, data, err := snapshotFor(src, at)
 	if err != nil {
 		return nil, err
 	}
@@ -65,17 +86,20 @@ func startView(dir string, at Point) (*View, error) {
 
 // snapshotFor finds the newest snapshot at or before at. For a time point
 // that is the newest one whose record is not later than the time.
-func snapshotFor(dir string, at Point) (uint64, []byte, error) {
+func snapshotFor(src Source, at Point) (uint64, []byte, error) {
+	if src.Snapshot == nil {
+		return 0, nil, nil
+	}
 	if !at.IsTime() {
-		return log.LatestSnapshotBefore(dir, at.Index)
+		return src.Snapshot(at.Index)
 	}
 	limit := uint64(math.MaxUint64)
 	for {
-		snap, data, err := log.LatestSnapshotBefore(dir, limit)
+		snap, data, err := src.Snapshot(limit)
 		if err != nil || data == nil {
 			return 0, nil, err
 		}
-		index, t, err := firstFrom(dir, snap)
+		index, t, err := firstFrom(src, snap)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -93,10 +117,10 @@ func snapshotFor(dir string, at Point) (uint64, []byte, error) {
 
 // firstFrom returns the index and time of the first record at or after
 // index (index 0: there is none).
-func firstFrom(dir string, index uint64) (uint64, int64, error) {
+func firstFrom(src Source, index uint64) (uint64, int64, error) {
 	var i uint64
 	var t int64
-	err := log.Scan(dir, index, func(rec *log.Record) error {
+	err := src.Read(index, func(rec *log.Record) error {
 		i, t = rec.Index, rec.Time
 		return errStop
 	})
@@ -108,10 +132,10 @@ func firstFrom(dir string, index uint64) (uint64, int64, error) {
 
 // advance folds the records after s.Index up to point to. before, if not
 // nil, sees each record just before it is applied.
-func (s *View) advance(dir string, to Point, before func(*log.Record)) error {
+func (s *View) advance(src Source, to Point, before func(*log.Record)) error {
 	// Reading from s.Index itself (not after it) yields the time of a
 	// snapshot's record.
-	err := log.Scan(dir, max(s.Index, 1), func(rec *log.Record) error {
+	err := src.Read(max(s.Index, 1), func(rec *log.Record) error {
 		if rec.Index == s.Index {
 			s.Time = time.Unix(0, rec.Time).UTC()
 			return nil

@@ -22,7 +22,7 @@ const replayUsage = `usage:
   iii replay [--data-dir DIR | --log-dir DIR] [filters] [--limit N] [--follow] [--format table|json]
   iii replay --at INDEX|TIME [--data-dir DIR | --log-dir DIR] [--format table|json]
   iii replay diff --from INDEX|TIME [--to INDEX|TIME] [--data-dir DIR | --log-dir DIR] [--format table|json]
-  iii replay --nats URL [--nats-stream NAME] [filters] [--limit N] [--follow] [--format table|json]
+  iii replay --nats URL [--nats-stream NAME] ... : any of the above on a cluster's log
 filters: --stream S --group G --item I --kind K[,K...] (or family.*, e.g. queue.*)
          --worker W --function F --queue Q --job ID
          --from-index N --to-index N --since T --until T
@@ -32,8 +32,9 @@ stream items created, changed and deleted in between (--to: default the end).
 --follow keeps printing new records, polling the log (safe while the engine runs).
 --data-dir is the engine's data directory (the log is in its log/) or the log
 directory itself (the stream module's file_path); default ./data.
---nats reads a cluster's log from NATS JetStream (engine.cluster.nats_url; the
-stream is engine.cluster.stream, default iii; --nats-creds FILE if needed).
+--nats reads a cluster's log from NATS JetStream instead of a data directory
+(engine.cluster.nats_url; the stream is engine.cluster.stream, default iii;
+--nats-creds FILE if needed); --at and diff then replay from the first record.
 `
 
 // runReplay is `iii replay`: it prints history from an engine's log. Exit
@@ -75,8 +76,8 @@ func runReplay(args []string) int {
 		return replayUsageError(errors.New("--from and --to belong to `iii replay diff`"))
 	case at != "" && (fl.has("follow") || hasFilter):
 		return replayUsageError(errors.New("--at prints the whole state: it takes no filters and no --follow"))
-	case fl.get("nats") != "" && (diff || at != "" || fl.get("data-dir", "log-dir") != ""):
-		return replayUsageError(errors.New("--nats lists (or --follow's) a cluster's records, with filters; --at and diff read a data directory"))
+	case fl.get("nats") != "" && fl.get("data-dir", "log-dir") != "":
+		return replayUsageError(errors.New("--nats reads a cluster's log instead of a data directory: give one or the other"))
 	}
 
 	now := time.Now()
@@ -109,17 +110,25 @@ func runReplay(args []string) int {
 		}
 	}
 
+	var src replay.Source
 	if url := fl.get("nats"); url != "" {
-		return replayCluster(url, fl.get("nats-stream"), fl.get("nats-creds"), filter, format, fl.has("follow"))
-	}
-	dir, err := replayDir(fl.get("data-dir"), fl.get("log-dir"))
-	if err != nil {
-		return replayFail(err)
+		r, err := openClusterLog(url, fl.get("nats-stream"), fl.get("nats-creds"))
+		if err != nil {
+			return replayFail(err)
+		}
+		defer r.Close()
+		src = replay.Source{Source: history.Source{Read: r.Read, Last: r.Last}} // no snapshots: views start from the first record
+	} else {
+		dir, err := replayDir(fl.get("data-dir"), fl.get("log-dir"))
+		if err != nil {
+			return replayFail(err)
+		}
+		src = replay.DirSource(dir)
 	}
 	stdout := io.Writer(os.Stdout)
 	var progress *replay.Progress
 	if !diff && at == "" && !fl.has("follow") && isTerminal(os.Stderr) {
-		progress = replay.StartProgress(os.Stderr, func() (uint64, error) { return replay.LastIndex(dir) })
+		progress = replay.StartProgress(os.Stderr, src.Last)
 		if isTerminal(os.Stdout) {
 			stdout = progress.HideWriter(os.Stdout)
 		}
@@ -134,13 +143,13 @@ func runReplay(args []string) int {
 	switch {
 	case diff:
 		if !toGiven { // up to the last record
-			last, err := replay.LastIndex(dir)
+			last, err := src.Last()
 			if err != nil {
 				return replayFail(err)
 			}
 			to = replay.Point{Index: last}
 		}
-		changes, err := replay.Diff(dir, from, to)
+		changes, err := replay.DiffSource(src, from, to)
 		if err == nil {
 			err = out.Diff(from, to, changes)
 		}
@@ -148,7 +157,7 @@ func runReplay(args []string) int {
 			return replayFail(err)
 		}
 	case at != "":
-		st, err := replay.ViewAt(dir, atPoint)
+		st, err := replay.ViewAtSource(src, atPoint)
 		if err == nil {
 			err = out.View(st)
 		}
@@ -160,13 +169,13 @@ func runReplay(args []string) int {
 		defer stop()
 		// Flushing once per poll shows records as they come and sizes the
 		// table's columns over each batch.
-		err := replay.Follow(ctx, dir, filter, out.Record, out.Flush)
+		err := replay.FollowSource(ctx, src.Source, filter, out.Record, out.Flush)
 		if err != nil {
 			out.Flush()
 			return replayFail(err)
 		}
 	default:
-		err := replay.RecordsProgress(dir, filter, progress, out.Record)
+		err := replay.RecordsProgress(src.Source, filter, progress, out.Record)
 		if progress != nil {
 			progress.Stop()
 		}
@@ -181,37 +190,12 @@ func runReplay(args []string) int {
 	return 0
 }
 
-// replayCluster lists the records of a cluster's log on JetStream.
-func replayCluster(url, stream, creds string, filter history.Filter, format string, follow bool) int {
+// openClusterLog connects to a cluster's log on JetStream (engine.cluster).
+func openClusterLog(url, stream, creds string) (*cluster.Reader, error) {
 	if stream == "" {
 		stream = config.DefaultClusterStream
 	}
-	r, err := cluster.OpenReader(url, creds, stream)
-	if err != nil {
-		return replayFail(err)
-	}
-	defer r.Close()
-	var out replay.Writer
-	if format == "json" {
-		out = replay.NewJSONWriter(os.Stdout)
-	} else {
-		out = replay.NewTableWriter(os.Stdout, isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb")
-	}
-	src := history.Source{Read: r.Read, Last: r.Last}
-	if follow {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		err = replay.FollowSource(ctx, src, filter, out.Record, out.Flush)
-	} else {
-		err = history.Select(src, filter, nil, out.Record)
-	}
-	if ferr := out.Flush(); err == nil {
-		err = ferr
-	}
-	if err != nil {
-		return replayFail(err)
-	}
-	return 0
+	return cluster.OpenReader(url, creds, stream)
 }
 
 // replayDir picks the log directory from --log-dir (the log itself) or
