@@ -161,6 +161,16 @@ describe('two engines sharing one NATS JetStream log', () => {
     assert.deepEqual(heard.map((e) => [e.type, e.streamName, e.groupId, e.id, e.event?.type, e.event?.data]),
       Array.from({ length: N }, (_, i) => ['stream', S, 'g', item(i), 'create', value(i)]),
       'the events arrive in write order')
+
+    // iii replay reads the cluster's log: the writes, in order, each naming node b.
+    const r = await runIII(['replay', '--nats', nats.url, '--stream', S, '--kind', 'stream.set', '--format', 'json'])
+    assert.equal(r.code, 0, `iii replay --nats: ${r.stderr}`)
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l))
+    assert.deepEqual(rows.map((x) => [x.item, x.node]), Array.from({ length: N }, (_, i) => [item(i), 'b']))
+    const at = await runIII(['replay', '--nats', nats.url, '--at', String(rows[9].index), '--format', 'json'])
+    assert.equal(at.code, 0, `iii replay --nats --at: ${at.stderr}`)
+    const items = JSON.parse(at.stdout).items.filter((x) => x.stream === S)
+    assert.deepEqual(items.map((x) => x.item), Array.from({ length: 10 }, (_, i) => item(i)), 'the state after the tenth write')
   })
 
   it('2. a stream-port subscriber on A receives the events of writes made through B', async () => {
