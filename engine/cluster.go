@@ -418,10 +418,24 @@ func (e *Engine) firesHere(worker string) bool {
 	return e.session(worker) != nil
 }
 
-// forwardRemote tells this node's providers of a trigger type about
-// triggers of that type another node's workers registered or removed (the
-// registering node only tells its own).
+// forwardRemote does for a registry record another node wrote what that
+// node did for it locally: this node's providers of a trigger type hear of
+// the type's triggers registered or removed there, and this node's
+// engine::workers-available and engine::functions-available triggers hear
+// of that node's workers and functions.
 func (e *Engine) forwardRemote(rec *log.Record, ch projections.RegistryChange) {
+	switch rec.Kind {
+	case log.KindWorkerConnected:
+		e.fan.workersChanged("worker_connected", rec.Worker)
+	case log.KindWorkerDisconnected:
+		e.fan.workersChanged("worker_disconnected", rec.Worker)
+	case log.KindEngineStarted, log.KindNodeLost:
+		for _, w := range ch.Workers {
+			e.fan.workersChanged("worker_disconnected", w)
+		}
+	case log.KindFunctionRegistered, log.KindFunctionUnregistered:
+		e.fan.functionsChanged()
+	}
 	switch rec.Kind {
 	case log.KindTriggerRegistered:
 		if p := e.provider(rec.TriggerType); p != nil {

@@ -226,3 +226,56 @@ func TestClusterTriggerTypeAcrossNodes(t *testing.T) {
 	sameJSON(t, "the leaving registrant's trigger removed at the provider", p.next("unregistertrigger", func(frame) bool { return true }),
 		map[string]any{"type": "unregistertrigger", "id": "t2", "trigger_type": "webhook"})
 }
+
+// engine::workers-available and engine::functions-available triggers hear
+// of the workers and functions of every node.
+func TestClusterEngineTriggersHearOtherNodes(t *testing.T) {
+	url := natstest.Start(t).ClientURL()
+	a, b := startNode(t, url, "a"), startNode(t, url, "b")
+	wa := dial(t, a.url(0))
+	events := make(chan map[string]any, 64)
+	for _, fn := range []string{"watch::workers", "watch::functions"} {
+		wa.serve(fn, func(data json.RawMessage, _ frame) (any, error) {
+			var d map[string]any
+			json.Unmarshal(data, &d)
+			events <- d
+			return nil, nil
+		})
+	}
+	wa.send(map[string]any{"type": "registertrigger", "id": "tw", "trigger_type": "engine::workers-available", "function_id": "watch::workers"})
+	wa.send(map[string]any{"type": "registertrigger", "id": "tf", "trigger_type": "engine::functions-available", "function_id": "watch::functions"})
+	wa.sync()
+	await := func(what string, match func(map[string]any) bool) {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case d := <-events:
+				if match(d) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("a's trigger did not hear %s", what)
+			}
+		}
+	}
+
+	wb := dial(t, b.url(0))
+	await("a worker connecting to b", func(d map[string]any) bool {
+		return d["event"] == "worker_connected" && d["worker_id"] == wb.id
+	})
+	wb.serve("fresh::fn", func(json.RawMessage, frame) (any, error) { return nil, nil })
+	await("a function registered on b", func(d map[string]any) bool {
+		fns, _ := d["functions"].([]any)
+		for _, fn := range fns {
+			if m, _ := fn.(map[string]any); m["function_id"] == "fresh::fn" {
+				return true
+			}
+		}
+		return false
+	})
+	wb.conn.Close(1000, "")
+	await("the worker on b leaving", func(d map[string]any) bool {
+		return d["event"] == "worker_disconnected" && d["worker_id"] == wb.id
+	})
+}

@@ -373,8 +373,14 @@ func (f *fanout) fireEngineType(typ string, payload func() json.RawMessage) {
 	if len(ts) == 0 {
 		return
 	}
-	p := payload()
+	var p json.RawMessage
 	for _, t := range ts {
+		if !e.firesHere(t.Worker) {
+			continue // another cluster node fires it
+		}
+		if p == nil {
+			p = payload()
+		}
 		f.enqueue(projections.Sub{TriggerID: t.ID, Function: t.Function, Worker: t.Worker, Metadata: t.Metadata}, p, "")
 	}
 }
