@@ -268,17 +268,24 @@ func dialFanSide(url, stream string, n int) (*fanSide, error) {
 		}
 		f.subs = append(f.subs, w)
 	}
-	p, err := dialPublisher(url, stream)
-	if err != nil {
-		f.close()
-		return nil, err
-	}
-	f.pub = p
-	if err := fanReady(f.t, f.pub, &f.next); err != nil {
-		f.close()
+	if err := f.publishTo(url, stream); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// publishTo connects the publisher (a worker connection writing to stream)
+// and waits until an event reaches every subscriber; on failure f is closed.
+func (f *fanSide) publishTo(url, stream string) error {
+	p, err := dialPublisher(url, stream)
+	if err == nil {
+		f.pub = p
+		err = fanReady(f.t, f.pub, &f.next)
+	}
+	if err != nil {
+		f.close()
+	}
+	return err
 }
 
 // streamSub is a stream-port client joined to one group: the tracker
@@ -315,14 +322,7 @@ func dialStreamFanSide(workerURL, streamURL, stream string, n int) (*fanSide, er
 			return nil, fmt.Errorf("bench: join: %w", err)
 		}
 	}
-	p, err := dialPublisher(workerURL, stream)
-	if err != nil {
-		f.close()
-		return nil, err
-	}
-	f.pub = p
-	if err := fanReady(f.t, f.pub, &f.next); err != nil {
-		f.close()
+	if err := f.publishTo(workerURL, stream); err != nil {
 		return nil, err
 	}
 	return f, nil

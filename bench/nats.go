@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"sync"
@@ -267,16 +268,9 @@ func (r *runner) natsPush(url string, n int) error {
 		}
 	}
 	defer ours.close()
-	base, err := dialNATSFan(url, subject, n)
-	if err != nil {
-		return fmt.Errorf("%s: %w", label, err)
-	}
-	defer base.close()
-	oThr, bThr, _, _ := r.measureFan(ours, base, false)
-	row := Row{Scenario: label, Unit: "deliveries/s", Ours: nanIf(ours == nil, oThr.rate()), Baseline: bThr.rate(), Against: "NATS", Note: joinNotes(note, fanNote(oThr, bThr))}
-	r.add(row)
+	row, err := r.vsNATSFan(url, subject, label, n, ours, note)
 	r.rep.Summary.VsNATSPush = row.Ratio()
-	return nil
+	return err
 }
 
 func (r *runner) natsFanout(url string, n int) error {
@@ -285,14 +279,21 @@ func (r *runner) natsFanout(url string, n int) error {
 	r.progress("nats: %s", label)
 	ours, note := r.engineFanSide(subject, n)
 	defer ours.close()
+	row, err := r.vsNATSFan(url, subject, label, n, ours, note)
+	r.rep.Summary.VsNATSFanout = row.Ratio()
+	return err
+}
+
+// vsNATSFan measures the engine side ours (nil: not measured, for the
+// reason in note) against n NATS subscribers of subject, and adds the row.
+func (r *runner) vsNATSFan(url, subject, label string, n int, ours *fanSide, note string) (Row, error) {
 	base, err := dialNATSFan(url, subject, n)
 	if err != nil {
-		return fmt.Errorf("%s: %w", label, err)
+		return Row{Ours: math.NaN(), Baseline: math.NaN()}, fmt.Errorf("%s: %w", label, err)
 	}
 	defer base.close()
 	oThr, bThr, _, _ := r.measureFan(ours, base, false)
 	row := Row{Scenario: label, Unit: "deliveries/s", Ours: nanIf(ours == nil, oThr.rate()), Baseline: bThr.rate(), Against: "NATS", Note: joinNotes(note, fanNote(oThr, bThr))}
 	r.add(row)
-	r.rep.Summary.VsNATSFanout = row.Ratio()
-	return nil
+	return row, nil
 }

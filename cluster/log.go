@@ -98,6 +98,7 @@ type Log struct {
 	snapIndex uint64        // under applyMu: newest snapshot taken
 	snapBusy  atomic.Bool
 	snapWG    sync.WaitGroup
+	snapMu    sync.Mutex // one Snapshot at a time
 
 	// target is the stream's last sequence when Open read it: records up to
 	// it are history; records after it wait for Start.

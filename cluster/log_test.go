@@ -66,9 +66,11 @@ func (f *sumFold) count(k string) uint64 {
 	return f.counts[k]
 }
 
+// openNode opens and starts a node; snapshots are taken only when a test
+// asks (TestAutomaticSnapshots covers the others).
 func openNode(t *testing.T, url, node, dir string, st log.Projection) *Log {
 	t.Helper()
-	l, err := Open(Options{URL: url, Node: node, Dir: dir, SnapshotEvery: 50}, st)
+	l, err := Open(Options{URL: url, Node: node, Dir: dir, SnapshotEvery: 1 << 40}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,4 +339,24 @@ func TestForeignStreamIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is not an iii log") {
 		t.Errorf("a stream that is not an iii log: %v", err)
 	}
+}
+
+func TestAutomaticSnapshots(t *testing.T) {
+	ns := natstest.Start(t)
+	dir := t.TempDir()
+	a, err := Open(Options{URL: ns.ClientURL(), Node: "a", Dir: dir, SnapshotEvery: 10}, newSumFold())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	defer a.Close()
+	for i := range 25 {
+		if _, err := a.Append(set(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool {
+		index, _, err := log.NewestSnapshot(dir)
+		return err == nil && index >= 10
+	})
 }

@@ -15,7 +15,11 @@ import (
 // Snapshot takes a snapshot of the projection at the last applied index,
 // saves it in the local directory and puts it in the cluster's object
 // store. It is a no-op when nothing was applied since the last one.
+// Snapshots are taken one at a time, so a slow older one can never be
+// published over a newer one.
 func (l *Log) Snapshot() error {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
 	var buf bytes.Buffer
 	l.applyMu.Lock()
 	index := l.applied.Load()

@@ -11,10 +11,22 @@ import (
 	"github.com/iii-go/iii/engine/config"
 	"github.com/iii-go/iii/internal/natstest"
 	"github.com/iii-go/iii/log"
+	"github.com/iii-go/iii/projections"
 )
 
 // Two engines of one cluster on an in-process JetStream server, each with
 // its own listeners and data directory, driven over real connections.
+
+// eventuallyRegistry waits until e's registry satisfies cond: records
+// reach the other nodes through the stream, a moment later.
+func eventuallyRegistry(t *testing.T, e *Engine, what string, cond func(*projections.Registry) bool) {
+	t.Helper()
+	eventually(t, what, func() bool {
+		e.view.mu.RLock()
+		defer e.view.mu.RUnlock()
+		return cond(e.view.Registry)
+	})
+}
 
 func startNode(t *testing.T, url, name string) *Engine {
 	t.Helper()
@@ -88,10 +100,8 @@ func TestClusterWritesTriggersAndOneOrder(t *testing.T) {
 	wa.send(map[string]any{"type": "registertrigger", "id": "tr", "trigger_type": "stream", "function_id": "t::on",
 		"config": map[string]any{"stream_name": "s"}})
 	wa.sync()
-	eventually(t, "b sees a's trigger", func() bool {
-		b.view.mu.RLock()
-		defer b.view.mu.RUnlock()
-		_, ok := b.view.Registry.Trigger("tr")
+	eventuallyRegistry(t, b, "b sees a's trigger", func(g *projections.Registry) bool {
+		_, ok := g.Trigger("tr")
 		return ok
 	})
 	sub := dialRaw(t, a.streamURL(), nil) // a browser on a's stream port
@@ -178,10 +188,8 @@ func TestClusterLostNodeRejoins(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a did not close its connections after being declared lost")
 	}
-	eventually(t, "a started again", func() bool {
-		b.view.mu.RLock()
-		defer b.view.mu.RUnlock()
-		cur, ok := b.view.Registry.Nodes()["a"]
+	eventuallyRegistry(t, b, "a started again", func(g *projections.Registry) bool {
+		cur, ok := g.Nodes()["a"]
 		return ok && cur != inc
 	})
 	wa2 := dial(t, a.url(0))
@@ -203,10 +211,8 @@ func TestClusterTriggerTypeAcrossNodes(t *testing.T) {
 	p, r := dial(t, a.url(0)), dial(t, b.url(0))
 	p.send(map[string]any{"type": "registertriggertype", "id": "webhook", "description": "Webhooks"})
 	p.sync()
-	eventually(t, "b sees the trigger type", func() bool {
-		b.view.mu.RLock()
-		defer b.view.mu.RUnlock()
-		_, ok := b.view.Registry.TriggerType("webhook")
+	eventuallyRegistry(t, b, "b sees the trigger type", func(g *projections.Registry) bool {
+		_, ok := g.TriggerType("webhook")
 		return ok
 	})
 	r.send(map[string]any{"type": "registertrigger", "id": "t1", "trigger_type": "webhook", "function_id": "hooks::in",

@@ -214,11 +214,7 @@ export async function startEngine(opts = {}) {
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode !== null || proc.signalCode !== null) return exited
       stopping = true
-      proc.kill(signal)
-      const t = setTimeout(() => { try { proc.kill('SIGKILL') } catch {} }, 10000)
-      const r = await exited
-      clearTimeout(t)
-      return r
+      return stopProcess(proc, exited, signal)
     },
     kill() { return engine.stop('SIGKILL') },
     /** Start again with the same config, ports and data dir. */
@@ -233,6 +229,15 @@ export async function startEngine(opts = {}) {
     },
   }
   return engine
+}
+
+/** Send `signal` to a child and wait for `exited`; SIGKILL if it is still there after 10 s. */
+export async function stopProcess(proc, exited, signal) {
+  proc.kill(signal)
+  const t = setTimeout(() => { try { proc.kill('SIGKILL') } catch {} }, 10000)
+  const r = await exited
+  clearTimeout(t)
+  return r
 }
 
 /** Poll `fn` until it returns a truthy value (exceptions count as "not yet"). */

@@ -6,7 +6,7 @@ import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { REPO_DIR, freePort, sleep } from './engine.mjs'
+import { REPO_DIR, freePort, sleep, stopProcess } from './engine.mjs'
 
 // E2E_NATS_BIN points the suite at another nats-server binary.
 export const NATS_BIN = process.env.E2E_NATS_BIN ?? path.join(REPO_DIR, 'bin', 'nats-server')
@@ -150,11 +150,7 @@ export async function startNats(opts = {}) {
     async stop(signal = 'SIGTERM') {
       if (!server.running) return exited
       stopping = true
-      proc.kill(signal)
-      const t = setTimeout(() => { try { proc.kill('SIGKILL') } catch {} }, 10000)
-      const r = await exited
-      clearTimeout(t)
-      return r
+      return stopProcess(proc, exited, signal)
     },
     kill() { return server.stop('SIGKILL') },
     /** Start again with the same ports and store dir. */
