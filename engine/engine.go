@@ -147,7 +147,9 @@ func (e *Engine) openLog(dir string, inMemory bool) error {
 	if cl := cfg.Engine.Cluster; cl != nil {
 		l, err := cluster.Open(cluster.Options{
 			URL: cl.NATSURL, Node: cl.Node, Stream: cl.Stream, Replicas: cl.Replicas, Creds: cl.Creds,
-			Dir: dir, SnapshotEvery: cfg.Engine.SnapshotEvery, Logger: e.logger,
+			// One directory per node: engines of one cluster started from
+			// one working directory (./data by default) do not collide.
+			Dir: filepath.Join(dir, "node-"+cl.Node), SnapshotEvery: cfg.Engine.SnapshotEvery, Logger: e.logger,
 		}, e.view)
 		if err != nil {
 			return fmt.Errorf("engine: %w", err)
