@@ -323,6 +323,7 @@ type callRequest struct {
 	Data        json.RawMessage `json:"data,omitempty"`
 	Metadata    json.RawMessage `json:"metadata,omitempty"`
 	Traceparent string          `json:"traceparent,omitempty"`
+	Baggage     string          `json:"baggage,omitempty"`
 	TimeoutMS   int64           `json:"timeout_ms"`
 }
 
@@ -334,8 +335,9 @@ type callReply struct {
 
 // call runs functionID on node `to` and waits for the outcome, at most
 // timeout. A node nobody answers for fails at once.
-func (n *node) call(to, functionID string, data, metadata json.RawMessage, traceparent string, timeout time.Duration) callOutcome {
-	req, _ := json.Marshal(callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent, TimeoutMS: timeout.Milliseconds()})
+func (n *node) call(to, functionID string, data, metadata json.RawMessage, traceparent, baggage string, timeout time.Duration) callOutcome {
+	req, _ := json.Marshal(callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent, Baggage: baggage,
+		TimeoutMS: timeout.Milliseconds()})
 	m, err := n.nc.Request(n.subject+".call."+to, req, timeout+time.Second)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
@@ -359,8 +361,8 @@ func (n *node) call(to, functionID string, data, metadata json.RawMessage, trace
 }
 
 // send runs functionID on node `to` without waiting (a void call).
-func (n *node) send(to, functionID string, data, metadata json.RawMessage, traceparent string) {
-	req, _ := json.Marshal(callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent,
+func (n *node) send(to, functionID string, data, metadata json.RawMessage, traceparent, baggage string) {
+	req, _ := json.Marshal(callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent, Baggage: baggage,
 		TimeoutMS: n.e.cfg.Engine.CallTimeout.Milliseconds()})
 	if err := n.nc.Publish(n.subject+".call."+to, req); err != nil {
 		n.e.logger.Debug("cluster: void call not sent", "node", to, "function_id", functionID, "err", err)
@@ -387,7 +389,7 @@ func (n *node) serve(m *nats.Msg) {
 		if timeout <= 0 {
 			timeout = e.cfg.Engine.CallTimeout
 		}
-		n.respond(m, e.callTarget(t, req.FunctionID, req.Data, req.Metadata, req.Traceparent, timeout))
+		n.respond(m, e.callTarget(t, req.FunctionID, req.Data, req.Metadata, req.Traceparent, req.Baggage, timeout))
 	}()
 }
 

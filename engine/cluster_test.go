@@ -48,6 +48,9 @@ func TestClusterCallsAcrossNodes(t *testing.T) {
 		return map[string]any{"sum": in.A + in.B, "caller": in.Caller}, nil
 	})
 	wa.serve("math::fail", func(json.RawMessage, frame) (any, error) { return nil, errors.New("no such luck") })
+	wa.serve("math::ctx", func(_ json.RawMessage, f frame) (any, error) {
+		return map[string]any{"traceparent": f["traceparent"], "baggage": f["baggage"]}, nil
+	})
 	wa.sync()
 
 	r := wb.mustCall("math::add", map[string]int{"a": 2, "b": 3}).(map[string]any)
@@ -58,6 +61,11 @@ func TestClusterCallsAcrossNodes(t *testing.T) {
 	cl, _ := h["cluster"].(map[string]any)
 	if cl["node"] != "b" || cl["leader"] != false || cl["nats"] != "CONNECTED" || len(cl["nodes"].([]any)) != 2 {
 		t.Errorf("health of node b: %v", h)
+	}
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	ctx := wb.call("math::ctx", map[string]any{}, "traceparent", tp, "baggage", "user=ann")
+	if r, _ := ctx["result"].(map[string]any); r["traceparent"] != tp || r["baggage"] != "user=ann" || ctx["traceparent"] != tp || ctx["baggage"] != "user=ann" {
+		t.Errorf("trace context across nodes: %v", ctx)
 	}
 	f := wb.call("math::fail", map[string]any{})
 	if errorCode(f) != "invocation_failed" {

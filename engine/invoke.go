@@ -246,7 +246,7 @@ func (s *session) invokeRemote(to string, m *wire.Message, data json.RawMessage,
 	n := e.node
 	fid, tp := m.FunctionID, s.passedTraceparent(m.Traceparent)
 	if !wantsReply {
-		n.send(to, fid, data, m.Metadata, tp)
+		n.send(to, fid, data, m.Metadata, tp, m.Baggage)
 		return
 	}
 	if max := e.cfg.Engine.MaxPendingCalls; s.pending.Add(1) > int32(max) {
@@ -259,7 +259,7 @@ func (s *session) invokeRemote(to string, m *wire.Message, data json.RawMessage,
 	id, fid, tp, bg := strings.Clone(m.InvocationID), strings.Clone(fid), strings.Clone(tp), strings.Clone(m.Baggage)
 	data, meta, echoTP := bytes.Clone(data), bytes.Clone(m.Metadata), strings.Clone(m.Traceparent)
 	go func() {
-		o := n.call(to, fid, data, meta, tp, e.cfg.Engine.CallTimeout)
+		o := n.call(to, fid, data, meta, tp, bg, e.cfg.Engine.CallTimeout)
 		s.pending.Add(-1)
 		s.reply(id, fid, o, echoTP, bg)
 	}()
@@ -378,13 +378,14 @@ func (e *Engine) callWithin(functionID string, data, metadata json.RawMessage, t
 		return failure(codeFunctionNotFound, "Function "+functionID+" not found")
 	}
 	if t.remote != "" {
-		return e.node.call(t.remote, functionID, data, metadata, traceparent, timeout)
+		return e.node.call(t.remote, functionID, data, metadata, traceparent, "", timeout)
 	}
-	return e.callTarget(t, functionID, data, metadata, traceparent, timeout)
+	return e.callTarget(t, functionID, data, metadata, traceparent, "", timeout)
 }
 
-// callTarget is callWithin for a function found on this engine.
-func (e *Engine) callTarget(t target, functionID string, data, metadata json.RawMessage, traceparent string, timeout time.Duration) callOutcome {
+// callTarget is callWithin for a function found on this engine; baggage
+// goes to the worker with the call (a call relayed from another node).
+func (e *Engine) callTarget(t target, functionID string, data, metadata json.RawMessage, traceparent, baggage string, timeout time.Duration) callOutcome {
 	if t.builtin != nil {
 		c, _ := parseCause(traceparent)
 		return t.builtin.fn(&builtinCall{e: e, data: data, metadata: metadata, cause: c})
@@ -405,6 +406,7 @@ func (e *Engine) callTarget(t target, functionID string, data, metadata json.Raw
 		Data:         data,
 		Metadata:     metadata,
 		Traceparent:  traceparent,
+		Baggage:      baggage,
 	}))
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
