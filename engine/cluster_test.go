@@ -32,7 +32,27 @@ func startNode(t *testing.T, url, name string) *Engine {
 	t.Helper()
 	return startEngineLogging(t, nil, func(c *config.Config) {
 		c.Engine.Cluster = &config.Cluster{NATSURL: url, Node: name, Stream: "iii", Replicas: 1, NodeTimeout: 2 * time.Second}
+		c.HTTP = config.DefaultHTTP()
+		c.HTTP.Host, c.HTTP.Port = "127.0.0.1", 0
 	}, discardLogger)
+}
+
+// An HTTP route registered by a worker on one node is served by every
+// node's HTTP port.
+func TestClusterHTTPRouteOnEveryNode(t *testing.T) {
+	url := natstest.Start(t).ClientURL()
+	a, b := startNode(t, url, "a"), startNode(t, url, "b")
+	wa := dial(t, a.url(0))
+	wa.serve("api::hello", func(json.RawMessage, frame) (any, error) {
+		return map[string]any{"status_code": 200, "body": map[string]any{"from": "a"}}, nil
+	})
+	wa.route("r1", "get", "/hello", "api::hello", nil)
+	wa.sync()
+	base := "http://" + b.http.ln.Addr().String()
+	eventually(t, "b serves a's route", func() bool {
+		r := do(t, "GET", base+"/hello", "", "")
+		return r.status == 200 && r.body == `{"from":"a"}`
+	})
 }
 
 func TestClusterCallsAcrossNodes(t *testing.T) {
