@@ -34,7 +34,46 @@ func startNode(t *testing.T, url, name string) *Engine {
 		c.Engine.Cluster = &config.Cluster{NATSURL: url, Node: name, Stream: "iii", Replicas: 1, NodeTimeout: 2 * time.Second}
 		c.HTTP = config.DefaultHTTP()
 		c.HTTP.Host, c.HTTP.Port = "127.0.0.1", 0
+		c.Queue = &config.Queue{StoreMethod: config.StoreInMemory, Queues: map[string]config.QueueConfig{
+			"default": config.DefaultQueueConfig(),
+			"q":       {MaxRetries: 3, Concurrency: 4, Type: config.QueueStandard, BackoffMS: 20, PollIntervalMS: 10},
+		}}
 	}, discardLogger)
+}
+
+// Jobs enqueued through any node are dispatched once, by the leader, to a
+// worker on whichever node has the function.
+func TestClusterQueueJobsRunOnce(t *testing.T) {
+	url := natstest.Start(t).ClientURL()
+	a, b := startNode(t, url, "a"), startNode(t, url, "b")
+	wb := dial(t, b.url(0))
+	var got calls
+	wb.serve("jobs::run", func(d json.RawMessage, _ frame) (any, error) { got.add(d); return "ok", nil })
+	wb.sync()
+	wa := dial(t, a.url(0))
+	const n = 40
+	for i := range n {
+		via := wa
+		if i%2 == 1 {
+			via = wb
+		}
+		if r := via.enqueue("q", "jobs::run", map[string]any{"i": i}); r["error"] != nil {
+			t.Fatalf("enqueue %d: %v", i, r)
+		}
+	}
+	eventually(t, "every job handled", func() bool { return got.n() >= n })
+	time.Sleep(300 * time.Millisecond) // room for a second delivery, if any
+	seen := map[string]int{}
+	got.mu.Lock()
+	for _, d := range got.seen {
+		var in struct{ I int }
+		json.Unmarshal(d, &in)
+		seen[fmt.Sprint(in.I)]++
+	}
+	got.mu.Unlock()
+	if len(seen) != n || got.n() != n {
+		t.Errorf("%d deliveries of %d distinct jobs, want %d once each", got.n(), len(seen), n)
+	}
 }
 
 // An HTTP route registered by a worker on one node is served by every
