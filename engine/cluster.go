@@ -325,6 +325,10 @@ type callRequest struct {
 	Traceparent string          `json:"traceparent,omitempty"`
 	Baggage     string          `json:"baggage,omitempty"`
 	TimeoutMS   int64           `json:"timeout_ms"`
+	// As, when set, is an untrusted session on the receiving node: the
+	// call is made there with that session's rights (a trigger it owns
+	// fired on another node).
+	As string `json:"as,omitempty"`
 }
 
 // callReply is its outcome.
@@ -338,6 +342,12 @@ type callReply struct {
 func (n *node) call(to, functionID string, data, metadata json.RawMessage, traceparent, baggage string, timeout time.Duration) callOutcome {
 	req, _ := json.Marshal(callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent, Baggage: baggage,
 		TimeoutMS: timeout.Milliseconds()})
+	return n.request(to, functionID, req, timeout)
+}
+
+// request sends an encoded callRequest to node `to` and waits for the
+// outcome, at most timeout.
+func (n *node) request(to, functionID string, req []byte, timeout time.Duration) callOutcome {
 	m, err := n.nc.Request(n.subject+".call."+to, req, timeout+time.Second)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
@@ -360,6 +370,15 @@ func (n *node) call(to, functionID string, data, metadata json.RawMessage, trace
 	return callOutcome{}
 }
 
+// callAs runs functionID on node `to` as the untrusted session worker,
+// which is connected there, with that session's rights.
+func (n *node) callAs(to, worker, functionID string, data, metadata json.RawMessage, traceparent string) callOutcome {
+	timeout := n.e.cfg.Engine.CallTimeout
+	req, _ := json.Marshal(callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent,
+		TimeoutMS: timeout.Milliseconds(), As: worker})
+	return n.request(to, functionID, req, timeout)
+}
+
 // send runs functionID on node `to` without waiting (a void call).
 func (n *node) send(to, functionID string, data, metadata json.RawMessage, traceparent, baggage string) {
 	req, _ := json.Marshal(callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent, Baggage: baggage,
@@ -380,6 +399,15 @@ func (n *node) serve(m *nats.Msg) {
 	}
 	go func() {
 		e := n.e
+		if req.As != "" {
+			s := e.session(req.As)
+			if s == nil || s.grants == nil {
+				n.respond(m, failure(codeInvocationStopped, "the session "+req.As+" is no longer connected to engine node "+n.name))
+				return
+			}
+			n.respond(m, s.callAs(req.FunctionID, req.Data, req.Metadata, req.Traceparent))
+			return
+		}
 		t, ok := e.lookup(req.FunctionID)
 		if !ok || t.remote != "" {
 			n.respond(m, failure(codeFunctionNotFound, "Function "+req.FunctionID+" not found on engine node "+n.name))

@@ -30,7 +30,14 @@ func eventuallyRegistry(t *testing.T, e *Engine, what string, cond func(*project
 
 func startNode(t *testing.T, url, name string) *Engine {
 	t.Helper()
-	return startEngineLogging(t, nil, func(c *config.Config) {
+	return startNodeWith(t, url, name, nil)
+}
+
+// startNodeWith is startNode with extra listeners (RBAC ones, say).
+func startNodeWith(t *testing.T, url, name string, extra []config.Listener) *Engine {
+	t.Helper()
+	return startEngineLogging(t, extra, func(c *config.Config) {
+		c.PubSub = &config.PubSub{}
 		c.Engine.Cluster = &config.Cluster{NATSURL: url, Node: name, Stream: "iii", Replicas: 1, NodeTimeout: 2 * time.Second}
 		c.HTTP = config.DefaultHTTP()
 		c.HTTP.Host, c.HTTP.Port = "127.0.0.1", 0
@@ -351,4 +358,36 @@ func TestClusterEngineTriggersHearOtherNodes(t *testing.T) {
 	await("the worker on b leaving", func(d map[string]any) bool {
 		return d["event"] == "worker_disconnected" && d["worker_id"] == wb.id
 	})
+}
+
+// A trigger owned by an untrusted session fires with that session's rights
+// even when the firing happens on another node: a publish on b reaches the
+// session's own function, but not a private function the session could
+// name only because it was not registered yet.
+func TestClusterUntrustedTriggerKeepsItsRightsOnOtherNodes(t *testing.T) {
+	url := natstest.Start(t).ClientURL()
+	a, b := startNodeWith(t, url, "a", gated()), startNode(t, url, "b")
+	withAuth(t, a, map[string]any{})
+	u := dial(t, a.url(1))
+	var mine counter
+	u.serve("mine::h", func(json.RawMessage, frame) (any, error) { mine.inc(); return nil, nil })
+	u.send(map[string]any{"type": "registertrigger", "id": "s-own", "trigger_type": "subscribe", "function_id": "mine::h", "config": map[string]any{"topic": "own"}})
+	u.send(map[string]any{"type": "registertrigger", "id": "s-late", "trigger_type": "subscribe", "function_id": "late::private", "config": map[string]any{"topic": "late"}})
+	u.sync()
+	wb := dial(t, b.url(0))
+	var private counter
+	wb.serve("late::private", func(json.RawMessage, frame) (any, error) { private.inc(); return nil, nil })
+	wb.sync()
+	eventuallyRegistry(t, b, "b sees the session's triggers", func(g *projections.Registry) bool {
+		_, own := g.Trigger("s-own")
+		_, late := g.Trigger("s-late")
+		return own && late
+	})
+	wb.mustCall("publish", map[string]any{"topic": "own", "data": map[string]any{}})
+	wb.mustCall("publish", map[string]any{"topic": "late", "data": map[string]any{}})
+	eventually(t, "the session's own function called", func() bool { return mine.get() == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if private.get() != 0 {
+		t.Error("a publish on b called a private function through an untrusted session's trigger, with the engine's rights")
+	}
 }

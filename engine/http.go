@@ -277,7 +277,7 @@ func (h *httpModule) serveRoute(ctx context.Context, w http.ResponseWriter, req 
 	if req.Host != "" {
 		in.Headers["host"] = req.Host
 	}
-	call := h.callerFor(r.worker)
+	call := h.e.callerFor(r.worker)
 	mwReq := map[string]any{"phase": "preHandler", "request": map[string]any{
 		"path_params": in.PathParams, "query_params": in.QueryParams, "headers": in.Headers, "method": in.Method}, "context": map[string]any{}}
 	for _, mw := range h.cfg.Middleware {
@@ -470,14 +470,6 @@ func flush(w http.ResponseWriter) {
 	}
 }
 
-// callerFor is how a route's functions are called: with its owner's rights
-// when the owner is an untrusted session, the engine's otherwise.
-func (h *httpModule) callerFor(worker string) func(string, json.RawMessage, json.RawMessage, string) callOutcome {
-	if s := h.e.session(worker); s != nil && s.grants != nil {
-		return s.callAs
-	}
-	return h.e.callTraced
-}
 
 // callCtx runs a call and waits for it or for ctx; done is false when ctx
 // ended first (the call goes on and its answer is dropped).

@@ -42,10 +42,7 @@ func (e *Engine) fnPublish(c *builtinCall) callOutcome {
 		if json.Unmarshal(t.Config, &cfg) != nil || cfg.Topic != *in.Topic {
 			continue
 		}
-		call := e.callTraced
-		if s := e.session(t.Worker); s != nil && s.grants != nil {
-			call = s.callAs
-		}
+		call := e.callerFor(t.Worker)
 		fn, meta := t.Function, nonNull(t.Metadata)
 		go func() {
 			if o := call(fn, data, meta, tp); o.failed() {

@@ -259,6 +259,30 @@ func (s *session) callAs(functionID string, data, metadata json.RawMessage, trac
 	return s.e.callTraced(functionID, data, metadata, traceparent)
 }
 
+// callerFor is how the engine calls functions for a trigger owned by
+// worker: with the owner's rights when it is an untrusted session (on
+// another cluster node, the call is made there, as that session), with the
+// engine's otherwise.
+func (e *Engine) callerFor(worker string) func(functionID string, data, metadata json.RawMessage, traceparent string) callOutcome {
+	if s := e.session(worker); s != nil {
+		if s.grants != nil {
+			return s.callAs
+		}
+		return e.callTraced
+	}
+	if e.node != nil {
+		e.view.mu.RLock()
+		w, ok := e.view.Registry.Worker(worker)
+		e.view.mu.RUnlock()
+		if ok && w.RBAC && w.Node != "" && w.Node != e.node.name {
+			return func(functionID string, data, metadata json.RawMessage, traceparent string) callOutcome {
+				return e.node.callAs(w.Node, worker, functionID, data, metadata, traceparent)
+			}
+		}
+	}
+	return e.callTraced
+}
+
 // owns reports whether this session registered the function.
 func (s *session) owns(functionID string) bool {
 	s.e.view.mu.RLock()

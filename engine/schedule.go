@@ -132,10 +132,7 @@ func (s *scheduler) loop(t projections.Trigger, stop chan struct{}) {
 		}
 		payload, _ := json.Marshal(map[string]string{"trigger": "cron", "job_id": t.ID,
 			"scheduled_time": next.Format(rfc3339Offset), "actual_time": time.Now().UTC().Format(rfc3339Offset)})
-		call := e.callTraced
-		if w := e.session(t.Worker); w != nil && w.grants != nil {
-			call = w.callAs
-		}
+		call := e.callerFor(t.Worker)
 		if c.Condition != "" {
 			o := call(c.Condition, payload, nil, "")
 			if o.failed() || o.hasResult && string(o.result) == "false" {
