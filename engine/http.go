@@ -470,7 +470,6 @@ func flush(w http.ResponseWriter) {
 	}
 }
 
-
 // callCtx runs a call and waits for it or for ctx; done is false when ctx
 // ended first (the call goes on and its answer is dropped).
 func callCtx(ctx context.Context, fn func() callOutcome) (callOutcome, bool) {
