@@ -441,7 +441,18 @@ func (l *Log) deliver(gen uint64, msg jetstream.Msg) {
 	// By id, not by the node field: a node.lost names the lost node.
 	l.settle(rec.ID, func(w *waiter) { w.applied, w.result = true, res })
 	if due && l.snapBusy.CompareAndSwap(false, true) {
-		l.snapWG.Add(1)
+		// Under mu, against Close: no snapshot starts once Close waits for
+		// the running one.
+		l.mu.Lock()
+		closed := l.closed
+		if !closed {
+			l.snapWG.Add(1)
+		}
+		l.mu.Unlock()
+		if closed {
+			l.snapBusy.Store(false)
+			return
+		}
 		go func() {
 			defer l.snapWG.Done()
 			defer l.snapBusy.Store(false)
