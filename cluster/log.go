@@ -15,7 +15,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,10 +120,8 @@ type Log struct {
 	appliedCv *sync.Cond
 	watchers  atomic.Int32 // CatchUp callers waiting on appliedCv
 
-	stampMu  sync.Mutex
-	entropy  *ulid.MonotonicEntropy
-	lastTime int64
-	lastMs   uint64
+	stampMu sync.Mutex // AppendAsync runs on many goroutines
+	stamper *log.Stamper
 }
 
 // waiter is one append between its publish and its answer: it is answered
@@ -164,7 +161,7 @@ func Open(opts Options, st log.Projection) (*Log, error) {
 	l := &Log{
 		opts: opts, logger: opts.Logger, st: st, subject: Subject(opts.Stream),
 		waiting: map[ulid.ULID]*waiter{}, live: make(chan struct{}), caughtUp: make(chan struct{}),
-		entropy: ulid.Monotonic(cryptorand.Reader, 0),
+		stamper: log.NewStamper(),
 	}
 	l.appliedCv = sync.NewCond(&l.appliedMu)
 	unlock, err := log.LockDir(opts.Dir)
@@ -603,35 +600,15 @@ func (l *Log) settle(id ulid.ULID, update func(*waiter)) {
 	w.then(w.result, nil)
 }
 
-// stamp fills in the node, version, time and id of a record. IDs are
-// monotonic within the process; they are the publish's message id.
+// stamp fills in the node, version, time and id of a record; the id is
+// the publish's message id.
 func (l *Log) stamp(rec *log.Record) {
 	if rec.Node == "" {
 		rec.Node = l.opts.Node
 	}
-	if rec.V == 0 {
-		rec.V = log.RecordVersion
-	}
 	l.stampMu.Lock()
-	defer l.stampMu.Unlock()
-	if rec.Time == 0 {
-		rec.Time = max(time.Now().UnixNano(), l.lastTime)
-		l.lastTime = rec.Time
-	}
-	if rec.ID == (ulid.ULID{}) {
-		ms := max(uint64(rec.Time/int64(time.Millisecond)), l.lastMs)
-		for {
-			err := rec.ID.SetTime(ms)
-			if err == nil {
-				err = l.entropy.MonotonicRead(ms, rec.ID[6:])
-			}
-			if err == nil {
-				break
-			}
-			ms++ // entropy ran out within this millisecond
-		}
-		l.lastMs = ms
-	}
+	l.stamper.Stamp(rec)
+	l.stampMu.Unlock()
 }
 
 // Read calls fn for each record with index >= from up to LastIndex as of

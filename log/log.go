@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-
-	"github.com/oklog/ulid/v2"
 )
 
 // Projection is what the log folds records into (the engine's read model). Its
@@ -130,9 +128,7 @@ type Log struct {
 	buf          []byte
 	ends         []int
 	batch        []*request
-	entropy      *ulid.MonotonicEntropy
-	lastTime     int64
-	lastMs       uint64
+	stamper      *Stamper
 	sinceRecords uint64
 	sinceBytes   int64
 	lastSnapSize int
@@ -164,7 +160,7 @@ func Open(dir string, st Projection, opts Options) (*Log, error) {
 		reqs:    make(chan *request, queueSize),
 		seqDone: make(chan struct{}),
 		enc:     newRecordEncoder(),
-		entropy: newEntropy(),
+		stamper: NewStamper(),
 	}
 	switch {
 	case opts.disk != nil: // tests: nothing is replayed into st

@@ -1,13 +1,10 @@
 package log
 
 import (
-	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/oklog/ulid/v2"
 )
 
 // request is one Append, AppendBatch or Snapshot call waiting for the
@@ -42,10 +39,6 @@ func (r *request) answer(err error) {
 	}
 	r.err = err
 	r.done <- struct{}{}
-}
-
-func newEntropy() *ulid.MonotonicEntropy {
-	return ulid.Monotonic(cryptorand.Reader, 0)
 }
 
 // run is the sequencer goroutine. Requests that queue up while a batch is
@@ -254,39 +247,10 @@ func (l *Log) fail(err error) error {
 	return l.failure
 }
 
-// stamp assigns rec its index and fills in zero V, Time and ID. Generated
-// times never go backwards, so Time and ID order follow index order.
+// stamp assigns rec its index and fills in zero V, Time and ID.
 func (l *Log) stamp(rec *Record, index uint64) {
 	rec.Index = index
-	if rec.V == 0 {
-		rec.V = RecordVersion
-	}
-	if rec.Time == 0 {
-		rec.Time = max(time.Now().UnixNano(), l.lastTime)
-		l.lastTime = rec.Time
-	}
-	if rec.ID == (ulid.ULID{}) {
-		l.fillID(&rec.ID, rec.Time)
-	}
-}
-
-// fillID sets *id to a ULID greater than every one fillID made before. It
-// writes in place: ulid.New would move its result to the heap.
-func (l *Log) fillID(id *ulid.ULID, unixNano int64) {
-	ms := max(uint64(max(unixNano, 0)/int64(time.Millisecond)), l.lastMs)
-	for {
-		err := id.SetTime(ms)
-		if err == nil {
-			err = l.entropy.MonotonicRead(ms, id[6:])
-		}
-		if err == nil {
-			l.lastMs = ms
-			return
-		}
-		// The entropy ran out within one millisecond (ErrMonotonicOverflow):
-		// move on to the next one.
-		ms++
-	}
+	l.stamper.Stamp(rec)
 }
 
 // syncStore fsyncs the store. A failure marks the log failed and is
