@@ -40,6 +40,7 @@ type node struct {
 	once        sync.Once
 	reannounced bool
 	staleLogged atomic.Int64 // when catchUp last logged a failure (Unix ns)
+	leading     atomic.Bool  // set by check: this node leads
 }
 
 // Heartbeats go out every beatEvery; a node silent for the configured
@@ -181,7 +182,9 @@ func (n *node) check(now time.Time) {
 		}
 	}
 	n.mu.Unlock()
-	if len(silent) == 0 || n.leader(nodes, silent) != n.name {
+	leader := n.leader(nodes, silent)
+	n.leading.Store(leader == n.name)
+	if len(silent) == 0 || leader != n.name {
 		return
 	}
 	slices.Sort(silent)
@@ -208,23 +211,10 @@ func (n *node) leader(nodes map[string]string, silent []string) string {
 	return best
 }
 
-// isLeader reports whether this node is the leader now.
-func (n *node) isLeader() bool {
-	e := n.e
-	e.view.mu.RLock()
-	nodes := e.view.Registry.Nodes()
-	e.view.mu.RUnlock()
-	now := time.Now()
-	var silent []string
-	n.mu.Lock()
-	for name := range nodes {
-		if name != n.name && (n.seen[name] != nodes[name] || now.Sub(n.beats[name]) > n.timeout) {
-			silent = append(silent, name) // not heard from (yet) in this incarnation
-		}
-	}
-	n.mu.Unlock()
-	return n.leader(nodes, silent) == n.name
-}
+// isLeader reports whether this node was the leader at the last check
+// (every beatEvery): queue dispatch and engine-owned triggers ask it often,
+// and leadership only changes with what check sees.
+func (n *node) isLeader() bool { return n.leading.Load() }
 
 // applied is told about every record this node applies (on the log's
 // goroutine). A node.lost naming this node's own incarnation means the
