@@ -436,7 +436,7 @@ func (l *Log) deliver(gen uint64, msg jetstream.Msg) {
 		l.appliedMu.Unlock()
 	}
 	// By id, not by the node field: a node.lost names the lost node.
-	l.settle(rec.ID, func(w *waiter) { w.applied, w.result = true, res })
+	l.settle(rec.ID, settled{applied: true, result: res})
 	if due && l.snapBusy.CompareAndSwap(false, true) {
 		// Under mu, against Close: no snapshot starts once Close waits for
 		// the running one.
@@ -535,10 +535,8 @@ func (l *Log) publish(m *nats.Msg) {
 	case errors.Is(err, nats.ErrMaxPayload):
 		// Retrying cannot help: answer at once, saying which limit.
 		if id, perr := ulid.ParseStrict(m.Header.Get(jetstream.MsgIDHeader)); perr == nil {
-			l.settle(id, func(w *waiter) {
-				w.err = fmt.Errorf("cluster: record of %d bytes is larger than the NATS server's max_payload (%d bytes): %w",
-					len(m.Data), l.nc.MaxPayload(), err)
-			})
+			l.settle(id, settled{err: fmt.Errorf("cluster: record of %d bytes is larger than the NATS server's max_payload (%d bytes): %w",
+				len(m.Data), l.nc.MaxPayload(), err)})
 		}
 	case err != nil:
 		l.publishFailed(l.js, m, err)
@@ -548,7 +546,7 @@ func (l *Log) publish(m *nats.Msg) {
 // acked runs on the publisher's ack goroutine.
 func (l *Log) acked(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 	if id, err := ulid.ParseStrict(m.Header.Get(jetstream.MsgIDHeader)); err == nil {
-		l.settle(id, func(w *waiter) { w.acked = true })
+		l.settle(id, settled{acked: true})
 	}
 }
 
@@ -569,24 +567,37 @@ func (l *Log) publishFailed(_ jetstream.JetStream, m *nats.Msg, err error) {
 		return
 	}
 	if closed || time.Now().After(w.deadline) {
-		l.settle(id, func(w *waiter) {
-			w.err = fmt.Errorf("cluster: append not stored by JetStream within %s: %w", l.opts.PublishTimeout, err)
-		})
+		l.settle(id, settled{err: fmt.Errorf("cluster: append not stored by JetStream within %s: %w", l.opts.PublishTimeout, err)})
 		return
 	}
 	time.AfterFunc(retryWait, func() { l.publish(m) })
 }
 
-// settle updates the waiter for id and answers it once it is both stored
-// and applied.
-func (l *Log) settle(id ulid.ULID, update func(*waiter)) {
+// settled is one thing that happened to an append: JetStream acked it,
+// this node applied it (with Apply's result), or its publish failed for
+// good.
+type settled struct {
+	acked, applied bool
+	result         any
+	err            error
+}
+
+// settle records what happened to the append with id and answers it once
+// it is both stored and applied, or failed.
+func (l *Log) settle(id ulid.ULID, s settled) {
 	l.mu.Lock()
 	w := l.waiting[id]
 	if w == nil {
 		l.mu.Unlock()
 		return
 	}
-	update(w)
+	w.acked = w.acked || s.acked
+	if s.applied {
+		w.applied, w.result = true, s.result
+	}
+	if s.err != nil {
+		w.err = s.err
+	}
 	if w.err == nil && (!w.acked || !w.applied) {
 		l.mu.Unlock()
 		return
