@@ -121,25 +121,39 @@ func parseID(id []byte) (seq uint64, sent int64, ok bool) {
 	return seq, sent, true
 }
 
-// dial opens a WebSocket client connection and starts its read loop.
-func dial(url string, h gws.Event) (*gws.Conn, error) {
+// dial opens a WebSocket client connection and starts its read loop. Its
+// socket is a pipeConn, which pipelined handlers use to batch their writes.
+func dial(url string, h gws.Event) (*gws.Conn, *pipeConn, error) {
+	var pipe *pipeConn
 	conn, _, err := gws.NewClient(h, &gws.ClientOption{
 		Addr:             url,
 		HandshakeTimeout: 10 * time.Second,
-		NewDialer:        func() (gws.Dialer, error) { return &net.Dialer{Timeout: 10 * time.Second}, nil },
+		NewDialer:        func() (gws.Dialer, error) { return pipeDialer{&pipe}, nil },
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bench: dial %s: %w", url, err)
+		return nil, nil, fmt.Errorf("bench: dial %s: %w", url, err)
 	}
 	go conn.ReadLoop()
-	return conn, nil
+	return conn, pipe, nil
+}
+
+// pipeDialer dials TCP and wraps the socket in a pipeConn.
+type pipeDialer struct{ conn **pipeConn }
+
+func (d pipeDialer) Dial(network, addr string) (net.Conn, error) {
+	nc, err := (&net.Dialer{Timeout: 10 * time.Second}).Dial(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	*d.conn = &pipeConn{Conn: nc}
+	return *d.conn, nil
 }
 
 // worker answers every invokefunction with an invocationresult echoing the
 // ids and "result":{}. onInvoke, if set, sees each invocation frame first
 // (fan-out subscribers count deliveries with it).
 type worker struct {
-	gws.BuiltinEventHandler
+	pipelined
 	conn     *gws.Conn
 	onInvoke func(frame []byte)
 	buf      []byte // used only on the read goroutine
@@ -148,11 +162,11 @@ type worker struct {
 // dialWorker connects a worker and sends its registration frames.
 func dialWorker(url string, onInvoke func([]byte), register ...string) (*worker, error) {
 	w := &worker{onInvoke: onInvoke}
-	conn, err := dial(url, w)
+	conn, pipe, err := dial(url, w)
 	if err != nil {
 		return nil, err
 	}
-	w.conn = conn
+	w.conn, w.pipe = conn, pipe
 	for _, f := range register {
 		if err := conn.WriteString(f); err != nil {
 			conn.NetConn().Close()
@@ -166,6 +180,7 @@ func dialWorker(url string, onInvoke func([]byte), register ...string) (*worker,
 func (w *worker) OnMessage(s *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	b := m.Bytes()
+	defer w.pipe.end(w.pipe.begin(len(b)))
 	if !bytes.Contains(b, tagInvoke) {
 		return
 	}
@@ -190,7 +205,7 @@ func (w *worker) close() { w.conn.NetConn().Close() }
 // arrives while the caller runs is answered with the next call, so the
 // number of calls in flight stays what start put there.
 type caller struct {
-	gws.BuiltinEventHandler
+	pipelined
 	conn *gws.Conn
 	base time.Time
 	// body appends what follows the invocation id in the frame (function
@@ -213,11 +228,11 @@ type caller struct {
 
 func dialCaller(url string, body func([]byte, uint64) []byte) (*caller, error) {
 	c := &caller{base: time.Now(), body: body}
-	conn, err := dial(url, c)
+	conn, pipe, err := dial(url, c)
 	if err != nil {
 		return nil, err
 	}
-	c.conn = conn
+	c.conn, c.pipe = conn, pipe
 	return c, nil
 }
 
@@ -234,8 +249,10 @@ func (c *caller) send() error {
 // OnMessage implements gws.Event.
 func (c *caller) OnMessage(s *gws.Conn, m *gws.Message) {
 	b := m.Bytes()
+	last := c.pipe.begin(len(b))
 	if !bytes.Contains(b, tagResult) {
 		m.Close()
+		c.flush(last)
 		return
 	}
 	_, sent, okID := parseID(field(b, "invocation_id"))
@@ -250,12 +267,22 @@ func (c *caller) OnMessage(s *gws.Conn, m *gws.Message) {
 		}
 	}
 	m.Close()
-	if c.running.Load() {
-		if c.send() == nil {
-			return
-		}
+	if c.running.Load() && c.send() == nil {
+		c.flush(last)
+		return
 	}
 	c.inflight.Add(-1)
+	c.flush(last)
+}
+
+// flush ends the handling of a frame: after the last one of a burst, the
+// calls sent meanwhile go out together. A failed write leaves those calls
+// unanswered; stop counts them as lost.
+func (c *caller) flush(last bool) {
+	if err := c.pipe.end(last); err != nil {
+		msg := "write: " + err.Error()
+		c.lastErr.Store(&msg)
+	}
 }
 
 // start puts n calls in flight.

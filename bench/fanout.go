@@ -192,7 +192,7 @@ type wsPublisher struct {
 
 func dialPublisher(url, stream string) (*wsPublisher, error) {
 	p := &wsPublisher{stream: stream}
-	conn, err := dial(url, p)
+	conn, _, err := dial(url, p)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +310,7 @@ func dialStreamFanSide(workerURL, streamURL, stream string, n int) (*fanSide, er
 	f := &fanSide{t: newFanTracker(n)}
 	for range n {
 		sub := &streamSub{on: f.t.deliverFrame}
-		conn, err := dial(streamURL, sub)
+		conn, _, err := dial(streamURL, sub)
 		if err != nil {
 			f.close()
 			return nil, err
