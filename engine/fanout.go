@@ -27,7 +27,7 @@ type fanout struct {
 	queues map[string]*triggerQueue
 	closed bool
 
-	subs []projections.Sub // scratch for matching; only used on the sequencer goroutine
+	subs []projections.Sub // scratch for matching the log's events; only used by deliver
 }
 
 // triggerQueue serialises deliveries to one trigger that needs waiting.
@@ -111,10 +111,10 @@ func (f *fanout) deliver(rec *log.Record, res projections.Change) {
 	}
 	switch rec.Kind {
 	case log.KindStreamSet, log.KindStreamUpdate:
-		f.streamEvent(from, rec.Time, rec.Stream, rec.Group, rec.Item, true, changeType(res.Stream.Existed), res.Stream.New)
+		f.streamEvent(&f.subs, from, rec.Time, rec.Stream, rec.Group, rec.Item, true, changeType(res.Stream.Existed), res.Stream.New)
 	case log.KindStreamDelete:
 		if res.Stream.Existed {
-			f.streamEvent(from, rec.Time, rec.Stream, rec.Group, rec.Item, true, "delete", res.Stream.Old)
+			f.streamEvent(&f.subs, from, rec.Time, rec.Stream, rec.Group, rec.Item, true, "delete", res.Stream.Old)
 		}
 	case log.KindStreamSend:
 		var v struct {
@@ -122,12 +122,12 @@ func (f *fanout) deliver(rec *log.Record, res projections.Change) {
 			Data json.RawMessage `json:"data"`
 			ID   *string         `json:"id"`
 		}
-		if json.Unmarshal(rec.Value, &v) != nil {
+		if json.Unmarshal(rec.Value, &v) != nil || !f.match(&f.subs, rec.Stream, rec.Group, deref(v.ID), v.ID != nil) {
 			return
 		}
 		ev := append(append([]byte(`{"type":"event","event":{"type":`), wire.AppendString(nil, v.Type)...), `,"data":`...)
 		ev = append(append(ev, rawOrNull(v.Data)...), `}}`...)
-		f.publishStream(from, rec.Time, rec.Stream, rec.Group, deref(v.ID), v.ID != nil, ev)
+		f.publishStream(f.subs, from, rec.Time, rec.Stream, rec.Group, deref(v.ID), v.ID != nil, ev)
 	case log.KindStateSet, log.KindStateUpdate, log.KindStateDelete:
 		if s := f.e.cfg.State; s == nil || !s.TriggersEnabled {
 			return
@@ -150,18 +150,38 @@ func (f *fanout) customEvent(stream, group, item string, existed bool, data json
 	if deleted {
 		typ = "delete"
 	}
-	f.streamEvent(cause{}, nowMillis()*1e6, stream, group, item, true, typ, data)
+	// It runs on the caller's goroutine, alongside deliver: a scratch of its own.
+	var subs []projections.Sub
+	f.streamEvent(&subs, cause{}, nowMillis()*1e6, stream, group, item, true, typ, data)
 }
 
-func (f *fanout) streamEvent(from cause, timeNanos int64, stream, group, item string, hasItem bool, typ string, data []byte) {
+// streamEvent offers a change event to the stream triggers it fires
+// (matched into *subs, scratch owned by the calling goroutine) and to
+// stream-port subscribers; nothing is encoded when nobody receives it.
+func (f *fanout) streamEvent(subs *[]projections.Sub, from cause, timeNanos int64, stream, group, item string, hasItem bool, typ string, data []byte) {
+	if !f.match(subs, stream, group, item, hasItem) {
+		return
+	}
 	ev := append([]byte(`{"type":"`+typ+`","data":`), rawOrNull(data)...)
 	ev = append(ev, '}')
-	f.publishStream(from, timeNanos, stream, group, item, hasItem, ev)
+	f.publishStream(*subs, from, timeNanos, stream, group, item, hasItem, ev)
+}
+
+// match sets *subs to the stream triggers an event of stream, group and
+// item fires, and says whether anyone (a trigger or a stream-port
+// subscriber) receives the event.
+func (f *fanout) match(subs *[]projections.Sub, stream, group, item string, hasItem bool) bool {
+	e := f.e
+	e.view.mu.RLock()
+	*subs = e.view.Subs.AppendMatchStream((*subs)[:0], stream, group, item, hasItem)
+	e.view.mu.RUnlock()
+	return len(*subs) > 0 || e.streams != nil && e.streams.watched(stream, group)
 }
 
 // publishStream builds the envelope (docs/wire-protocol.md#stream-envelopes)
-// and offers it to stream triggers and stream-port subscribers.
-func (f *fanout) publishStream(from cause, timeNanos int64, stream, group, item string, hasItem bool, event []byte) {
+// and offers it to subs, the stream triggers match found, and to
+// stream-port subscribers.
+func (f *fanout) publishStream(subs []projections.Sub, from cause, timeNanos int64, stream, group, item string, hasItem bool, event []byte) {
 	env := make([]byte, 0, 96+len(stream)+len(group)+len(item)+len(event))
 	env = append(env, `{"type":"stream","timestamp":`...)
 	env = strconv.AppendInt(env, timeNanos/1e6, 10)
@@ -179,15 +199,11 @@ func (f *fanout) publishStream(from cause, timeNanos int64, stream, group, item 
 	env = append(env, event...)
 	env = append(env, '}')
 
-	e := f.e
-	e.view.mu.RLock()
-	f.subs = e.view.Subs.AppendMatchStream(f.subs[:0], stream, group, item, hasItem)
-	e.view.mu.RUnlock()
-	for _, s := range f.subs {
+	for _, s := range subs {
 		f.fire(s, env, from)
 	}
-	if e.streams != nil {
-		e.streams.publish(stream, group, item, hasItem, env)
+	if f.e.streams != nil {
+		f.e.streams.publish(stream, group, item, hasItem, env)
 	}
 }
 

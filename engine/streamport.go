@@ -211,6 +211,14 @@ func (p *streamPort) envelope(sub subscription, event string) []byte {
 	return append(b, '}')
 }
 
+// watched says whether any client has joined stream's group (all of it, or
+// one of its items).
+func (p *streamPort) watched(stream, group string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.groups[groupKey{stream, group}]) > 0
+}
+
 // publish offers one envelope to every connection with a matching
 // subscription, once per connection. It runs on the sequencer goroutine and
 // never blocks (a connection that cannot keep up is closed by wire); the

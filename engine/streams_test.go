@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"encoding/json"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -412,4 +415,47 @@ func TestPipelinedSetsKeepTheirOrder(t *testing.T) {
 	eventually(t, "the last (void) set applied", func() bool {
 		return c.mustCall("stream::get", addr("s", "g", "item")) == float64(n-1)
 	})
+}
+
+// TestCustomStreamEventsRaceLogEvents writes to a custom stream (whose
+// change events the engine emits from the caller's goroutine) while records
+// of a plain stream are applied, both streams watched by triggers: under
+// -race, the two event paths must share no scratch state.
+func TestCustomStreamEventsRaceLogEvents(t *testing.T) {
+	e := startEngine(t, nil, nil)
+	impl := dial(t, e.url(0))
+	impl.serve("stream::set(custom)", func(data json.RawMessage, _ frame) (any, error) {
+		var in struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(data, &in); err != nil {
+			return nil, err
+		}
+		return map[string]any{"old_value": nil, "new_value": in.Data}, nil
+	})
+	impl.sync()
+	var seen atomic.Int64
+	w := dial(t, e.url(0))
+	w.serve("on::write", func(json.RawMessage, frame) (any, error) { seen.Add(1); return nil, nil })
+	for _, stream := range []string{"custom", "plain"} {
+		w.send(map[string]any{"type": "registertrigger", "id": "t-" + stream, "trigger_type": "stream", "function_id": "on::write", "config": map[string]any{"stream_name": stream}})
+	}
+	w.sync()
+	const n = 100
+	var wg sync.WaitGroup
+	for _, stream := range []string{"custom", "plain"} {
+		c := dial(t, e.url(0))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				if f := c.call("stream::set", addr(stream, "g", strconv.Itoa(i), "data", i)); f["error"] != nil {
+					t.Errorf("%s set %d: %v", stream, i, f["error"])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	eventually(t, "every write's event delivered", func() bool { return seen.Load() == 2*n })
 }
