@@ -113,13 +113,11 @@ func logFailure(code string, err error) callOutcome {
 }
 
 func oldNew(old, new []byte) callOutcome {
-	var b bytes.Buffer
-	b.WriteString(`{"old_value":`)
-	b.Write(rawOrNull(old))
-	b.WriteString(`,"new_value":`)
-	b.Write(rawOrNull(new))
-	b.WriteByte('}')
-	return resultOf(b.Bytes())
+	old, new = rawOrNull(old), rawOrNull(new)
+	b := make([]byte, 0, len(`{"old_value":,"new_value":}`)+len(old)+len(new))
+	b = append(append(b, `{"old_value":`...), old...)
+	b = append(append(b, `,"new_value":`...), new...)
+	return resultOf(append(b, '}'))
 }
 
 func (e *Engine) streamSet(c *builtinCall) callOutcome {
