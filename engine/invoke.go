@@ -310,8 +310,9 @@ func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 		}
 		return
 	}
-	// The decode buffer is reused by the next frame: keep private copies.
-	id, fid, tp, bg = strings.Clone(id), strings.Clone(fid), strings.Clone(tp), strings.Clone(bg)
+	// The decode buffer is reused by the next frame: keep private copies
+	// (the function id is the built-in's own).
+	id, fid, tp, bg = strings.Clone(id), b.id, strings.Clone(tp), strings.Clone(bg)
 	done := func(o callOutcome) {
 		s.answerBuiltin(wantsReply, id, fid, tp, bg, o)
 		s.pending.Add(-1)

@@ -73,11 +73,18 @@ func (e *Engine) registerStreamFunctions() {
 // override returns the worker function that implements op for a stream, if
 // one is registered.
 func (e *Engine) override(op, stream string) (string, bool) {
-	id := "stream::" + op + "(" + stream + ")"
+	// Every stream call asks, and the answer is nearly always no: the id is
+	// built on the stack and only becomes a string when it exists.
+	var buf [96]byte
+	id := append(append(append(buf[:0], "stream::"...), op...), '(')
+	id = append(append(id, stream...), ')')
 	e.view.mu.RLock()
-	_, ok := e.view.Registry.Function(id)
+	_, ok := e.view.Registry.FunctionKey(id)
 	e.view.mu.RUnlock()
-	return id, ok
+	if !ok {
+		return "", false
+	}
+	return string(id), true
 }
 
 // overridePayload re-encodes only the fields a custom implementation gets.
