@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,11 +48,16 @@ type walStore struct {
 	// rule to know when a sync must also fsync walDir and find the new tail.
 	segSize   int
 	tailBytes int
-	cycles    atomic.Uint64 // segments started by write since open
+	cycles    atomic.Uint64 // segments started by write since open, counted once created
 
-	// Owned by sync. It fsyncs the tail through a descriptor of its own:
-	// tidwall's Sync holds the lock WriteBatch needs, and the sequencer must
-	// be able to write the next batch while this one is fsynced.
+	// sync fsyncs the tail through a descriptor of its own: tidwall's Sync
+	// holds the lock WriteBatch needs, and the sequencer must be able to
+	// write the next batch while this one is fsynced. Compaction can replace
+	// the tail file (tidwall removes it and renames a copy over it): tailMu
+	// keeps sync from seeing that half done, and tailMoved makes the next
+	// sync follow the copy.
+	tailMu       sync.Mutex
+	tailMoved    bool
 	syncedCycles uint64
 	tailPath     string // the segment being written
 	tail         *os.File
@@ -142,9 +148,10 @@ func (s *walStore) write(first uint64, buf []byte, ends []int) error {
 	// Mirror of tidwall/wal v1.2.1 writeBatch: a tail already over the
 	// target size is cycled before the batch, and a tail reaching it during
 	// the batch is cycled right after that entry.
+	var cycled uint64
 	if s.tailBytes > s.segSize {
 		s.tailBytes = 0
-		s.cycles.Add(1)
+		cycled++
 	}
 	start := 0
 	for i, end := range ends {
@@ -152,7 +159,7 @@ func (s *walStore) write(first uint64, buf []byte, ends []int) error {
 		s.batch.Write(first+uint64(i), buf[start:end])
 		if s.tailBytes += uvarintLen(n) + n; s.tailBytes >= s.segSize {
 			s.tailBytes = 0
-			s.cycles.Add(1)
+			cycled++
 		}
 		start = end
 	}
@@ -160,6 +167,9 @@ func (s *walStore) write(first uint64, buf []byte, ends []int) error {
 		s.batch.Clear()
 		return err
 	}
+	// Only now do the new segments exist: a sync running meanwhile that saw
+	// the count would look for them, not find them and never look again.
+	s.cycles.Add(cycled)
 	return nil
 }
 
@@ -177,33 +187,27 @@ func (s *walStore) sync() error {
 	// the tail can hold unsynced frames. Loading cycles first means every
 	// segment a batch written before this call started is found below.
 	cycles := s.cycles.Load()
-	if cycles != s.syncedCycles {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	if cycles != s.syncedCycles || s.tailMoved {
 		segs, err := segmentFiles(s.walDir)
 		if err != nil {
 			return err
 		}
-		if len(segs) > 0 && segs[len(segs)-1].path != s.tailPath {
+		if len(segs) > 0 && (s.tailMoved || segs[len(segs)-1].path != s.tailPath) {
 			if err := s.openTail(segs[len(segs)-1].path); err != nil {
 				return err
 			}
 		}
+		s.tailMoved = false
 	}
 	// A segment deleted under the log still takes writes (the open file
 	// outlives its name) and then vanishes at the next start: refuse to call
-	// that durable. The name can also point at a new file: compaction
-	// rewrites the segment it cuts into (and so, at times, the tail) and
-	// renames the copy over it.
-	named, err := os.Stat(s.tailPath)
-	if errors.Is(err, fs.ErrNotExist) {
+	// that durable.
+	if _, err := os.Stat(s.tailPath); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("segment %s was removed from under the log", s.tailPath)
-	}
-	if err != nil {
+	} else if err != nil {
 		return err
-	}
-	if open, err := s.tail.Stat(); err != nil || !os.SameFile(named, open) {
-		if err := s.openTail(s.tailPath); err != nil {
-			return err
-		}
 	}
 	if err := s.tail.Sync(); err != nil {
 		return err
@@ -276,7 +280,11 @@ func (s *walStore) compact(covered uint64, retainBytes int64, retainAge time.Dur
 		return nil
 	}
 	keep := segs[cut].first
-	if err := s.w.TruncateFront(keep); err != nil {
+	s.tailMu.Lock()
+	err = s.w.TruncateFront(keep)
+	s.tailMoved = s.tailMoved || cut == len(segs)-1 // tidwall rewrote the tail
+	s.tailMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("truncate front to %d: %w", keep, err)
 	}
 	s.first.Store(keep)
