@@ -407,6 +407,17 @@ type frameWriter struct {
 	next uint64
 }
 
+// openFrameWriter opens a walStore in a fresh directory with segments of
+// segSize bytes, closed when the test ends.
+func openFrameWriter(t *testing.T, segSize int) *frameWriter {
+	s, _, err := openWAL(t.TempDir(), segSize, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.close() })
+	return &frameWriter{t: t, s: s, enc: newRecordEncoder(), next: 1}
+}
+
 // write writes one batch of n records.
 func (w *frameWriter) write(n int) {
 	w.t.Helper()
@@ -425,13 +436,8 @@ func (w *frameWriter) write(n int) {
 func TestSegmentCycleMirror(t *testing.T) {
 	// The walStore predicts tidwall's segment cycles to know when to fsync
 	// the directory; check the prediction against the files tidwall makes.
-	dir := t.TempDir()
-	s, _, err := openWAL(dir, 300, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
-	w := &frameWriter{t: t, s: s, enc: newRecordEncoder(), next: 1}
+	w := openFrameWriter(t, 300)
+	s := w.s
 	for _, size := range []int{1, 1, 3, 1, 7, 2, 1, 1, 12, 1, 4, 1, 1, 1, 9} {
 		before, _ := segmentFiles(s.walDir)
 		cycles := s.cycles.Load()
@@ -453,13 +459,8 @@ func TestSegmentCycleMirror(t *testing.T) {
 // tail file with a copy: sync must follow it to the new file, or it would
 // fsync a file nothing is written to any more.
 func TestSyncFollowsTheTailThroughCompaction(t *testing.T) {
-	dir := t.TempDir()
-	s, _, err := openWAL(dir, 300, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
-	w := &frameWriter{t: t, s: s, enc: newRecordEncoder(), next: 1}
+	w := openFrameWriter(t, 300)
+	s := w.s
 	write := func(n int) {
 		t.Helper()
 		w.write(n)
