@@ -110,7 +110,7 @@ func (s *session) reply(invocationID, functionID string, o callOutcome, tracepar
 		Traceparent:  traceparent,
 		Baggage:      baggage,
 	}
-	s.send(wire.AppendInvocationResult(make([]byte, 0, wire.InvocationResultSize(&r)), &r))
+	s.send(wire.AppendInvocationResult(nil, &r))
 }
 
 // target is where a function id leads: an engine built-in, a worker on

@@ -74,12 +74,13 @@ func (e *Engine) registerStreamFunctions() {
 // one is registered.
 func (e *Engine) override(op, stream string) (string, bool) {
 	// Every stream call asks, and the answer is nearly always no: the id is
-	// built on the stack and only becomes a string when it exists.
+	// built on the stack, and the lookup's conversion of a short id does
+	// not escape; only an id that exists becomes a string.
 	var buf [96]byte
 	id := append(append(append(buf[:0], "stream::"...), op...), '(')
 	id = append(append(id, stream...), ')')
 	e.view.mu.RLock()
-	_, ok := e.view.Registry.FunctionKey(id)
+	_, ok := e.view.Registry.Function(string(id))
 	e.view.mu.RUnlock()
 	if !ok {
 		return "", false

@@ -401,13 +401,6 @@ func (g *Registry) Function(id string) (Function, bool) {
 	return f, ok
 }
 
-// FunctionKey is Function for an id held in bytes, without converting it
-// to a string that outlives the lookup.
-func (g *Registry) FunctionKey(id []byte) (Function, bool) {
-	f, ok := g.functions[string(id)]
-	return f, ok
-}
-
 // Functions returns every function sorted by id.
 func (g *Registry) Functions() []Function {
 	return sortedByID(slices.Collect(maps.Values(g.functions)), func(f Function) string { return f.ID })
