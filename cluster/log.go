@@ -208,6 +208,10 @@ func (l *Log) open() error {
 		return fmt.Errorf("cluster: stream %s starts at %d (older records were removed by its limits) and no snapshot covers %d..%d; start this node from a snapshot (another node publishes one every %d records)",
 			l.opts.Stream, first, snapIndex+1, first-1, l.opts.SnapshotEvery)
 	}
+	if snapIndex > last {
+		return fmt.Errorf("cluster: the %s snapshot is at index %d but stream %s ends at %d: the stream was recreated, or %s belongs to another stream; move that directory (and, for a recreated stream, the object store %s) away to start from the stream",
+			from, snapIndex, l.opts.Stream, last, l.opts.Dir, snapshotBucket(l.opts.Stream))
+	}
 	if data != nil {
 		if err := l.st.Restore(bytes.NewReader(data)); err != nil {
 			return fmt.Errorf("cluster: restore snapshot %d (%s): %w", snapIndex, from, err)
@@ -475,23 +479,19 @@ func (l *Log) Append(rec *log.Record) (any, error) {
 	return a.res, a.err
 }
 
-// AppendBatch publishes recs in order and waits for all of them. Unlike the
-// local log's, the batch is not atomic: other nodes' records may fall
-// between its records, and a node lost mid-batch leaves a prefix of it.
+// AppendBatch appends recs one after the other, each once the one before
+// is stored and applied: a publish that is retried can then never be stored
+// after a later record of the batch. Unlike the local log's, the batch is
+// not atomic: other nodes' records may fall between its records, and a
+// failure or a node lost mid-batch leaves a prefix of it.
 func (l *Log) AppendBatch(recs []*log.Record) ([]any, error) {
 	results := make([]any, len(recs))
-	errs := make([]error, len(recs))
-	var wg sync.WaitGroup
 	for i, rec := range recs {
-		wg.Add(1)
-		if err := l.AppendAsync(rec, func(res any, err error) { results[i], errs[i] = res, err; wg.Done() }); err != nil {
-			wg.Done()
-			errs[i] = err
+		res, err := l.Append(rec)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: append batch: record %d of %d: %w", i+1, len(recs), err)
 		}
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("cluster: append batch: %w", err)
+		results[i] = res
 	}
 	return results, nil
 }
@@ -561,9 +561,9 @@ func (l *Log) publishFailed(_ jetstream.JetStream, m *nats.Msg, err error) {
 	}
 	l.mu.Lock()
 	w := l.waiting[id]
-	closed := l.closed
+	closed, acked := l.closed, w != nil && w.acked
 	l.mu.Unlock()
-	if w == nil || w.acked {
+	if w == nil || acked {
 		return
 	}
 	if closed || time.Now().After(w.deadline) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iii-go/iii/internal/natstest"
@@ -359,4 +360,40 @@ func TestAutomaticSnapshots(t *testing.T) {
 		index, _, err := log.NewestSnapshot(dir)
 		return err == nil && index >= 10
 	})
+}
+
+// A snapshot beyond the stream's end (the stream was deleted and created
+// again under the node) is refused at Open: applying the new stream on top
+// of it would drop its records as already applied, and appends would hang.
+func TestSnapshotNewerThanTheStreamIsRefused(t *testing.T) {
+	ns := natstest.Start(t)
+	dir := t.TempDir()
+	a := openNode(t, ns.ClientURL(), "a", dir, newSumFold())
+	for range 3 {
+		if _, err := a.Append(set("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(context.Background(), "iii"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(Options{URL: ns.ClientURL(), Node: "a", Dir: dir}, newSumFold())
+	if err == nil || !strings.Contains(err.Error(), "snapshot is at index 3 but stream iii ends at 0") {
+		t.Fatalf("open over a recreated stream: %v", err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -28,8 +29,9 @@ func (l *Log) Snapshot() error {
 		return nil
 	}
 	err := l.st.Snapshot(&buf)
+	l.sinceSnap = 0 // count from now even when it failed, or every record would retry it
 	if err == nil {
-		l.snapIndex, l.sinceSnap = index, 0
+		l.snapIndex = index
 	}
 	l.applyMu.Unlock()
 	if err != nil {
@@ -62,13 +64,11 @@ func putSnapshot(ctx context.Context, js jetstream.JetStream, stream string, rep
 			return nil
 		}
 	}
-	_, err = obs.PutBytes(ctx, snapshotObject, data)
-	if err != nil {
-		return err
-	}
-	return obs.UpdateMeta(ctx, snapshotObject, jetstream.ObjectMeta{
+	// Data and index in one put: a reader never sees one without the other.
+	_, err = obs.Put(ctx, jetstream.ObjectMeta{
 		Name: snapshotObject, Metadata: map[string]string{snapshotIndex: strconv.FormatUint(index, 10)},
-	})
+	}, bytes.NewReader(data))
+	return err
 }
 
 // newestSnapshot returns the newer of the local snapshot and the cluster's
@@ -90,14 +90,34 @@ func (l *Log) newestSnapshot(ctx context.Context) (index uint64, data []byte, fr
 	if err != nil {
 		return index, data, from, nil
 	}
-	remote, _ := strconv.ParseUint(info.Metadata[snapshotIndex], 10, 64)
-	if remote <= index {
+	if remote, _ := strconv.ParseUint(info.Metadata[snapshotIndex], 10, 64); remote <= index {
 		return index, data, from, nil
 	}
-	b, err := obs.GetBytes(ctx, snapshotObject)
+	// Read the index from the version whose bytes are read: another node
+	// may have published a newer one since GetInfo.
+	remote, b, err := getSnapshot(ctx, obs)
 	if err != nil {
-		l.logger.Warn("cluster: published snapshot unreadable; replaying instead", "index", remote, "err", err)
+		l.logger.Warn("cluster: published snapshot unreadable; replaying instead", "err", err)
 		return index, data, from, nil
 	}
 	return remote, b, "object store", nil
+}
+
+// getSnapshot reads the published snapshot and the index it was taken at.
+func getSnapshot(ctx context.Context, obs jetstream.ObjectStore) (uint64, []byte, error) {
+	r, err := obs.Get(ctx, snapshotObject)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer r.Close()
+	info, err := r.Info()
+	if err != nil {
+		return 0, nil, err
+	}
+	index, err := strconv.ParseUint(info.Metadata[snapshotIndex], 10, 64)
+	if err != nil {
+		return 0, nil, fmt.Errorf("snapshot index %q: %w", info.Metadata[snapshotIndex], err)
+	}
+	b, err := io.ReadAll(r)
+	return index, b, err
 }
