@@ -3,8 +3,10 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +20,9 @@ import (
 // measured in the same run.
 
 // startJetStream runs n clustered JetStream servers (one plain server for
-// n = 1) on free loopback ports and returns their client URLs.
+// n = 1) on free loopback ports and returns their client URLs. They fsync
+// every write before acknowledging it (sync_interval: always), like the
+// local WAL they are compared with.
 func startJetStream(dir string, n int) (urls []string, stop func(), err error) {
 	var servers []*server.Server
 	stop = func() {
@@ -28,36 +32,30 @@ func startJetStream(dir string, n int) (urls []string, stop func(), err error) {
 	}
 	routes := make([]int, n)
 	for i := range routes {
-		if routes[i], err = freeLoopbackPort(); err != nil {
+		if routes[i], err = FreeLoopbackPort(); err != nil {
 			return nil, stop, err
 		}
 	}
 	for i := range n {
-		o := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-			JetStream: true, StoreDir: filepath.Join(dir, "js"+strconv.Itoa(i)), ServerName: "n" + strconv.Itoa(i)}
+		o := &server.Options{JetStream: true, SyncAlways: true,
+			StoreDir: filepath.Join(dir, "js"+strconv.Itoa(i)), ServerName: "n" + strconv.Itoa(i)}
 		if n > 1 {
 			o.Cluster = server.ClusterOpts{Name: "bench", Host: "127.0.0.1", Port: routes[i]}
 			for _, p := range routes {
 				o.Routes = append(o.Routes, server.RoutesFromStr("nats://127.0.0.1:"+strconv.Itoa(p))...)
 			}
 		}
-		s, err := server.NewServer(o)
+		s, err := runNATS(o)
 		if err != nil {
 			return nil, stop, err
 		}
 		servers = append(servers, s)
-		go s.Start()
-	}
-	for _, s := range servers {
-		if !s.ReadyForConnections(15 * time.Second) {
-			return nil, stop, errors.New("nats-server did not start")
-		}
 		urls = append(urls, s.ClientURL())
 	}
 	if n > 1 {
 		// JetStream needs its meta leader before a stream can be created.
 		deadline := time.Now().Add(20 * time.Second)
-		for !servers[0].JetStreamIsLeader() && !servers[1].JetStreamIsLeader() && !servers[2].JetStreamIsLeader() {
+		for !slices.ContainsFunc(servers, (*server.Server).JetStreamIsLeader) {
 			if time.Now().After(deadline) {
 				return nil, stop, errors.New("JetStream cluster elected no meta leader within 20 s")
 			}
@@ -67,8 +65,8 @@ func startJetStream(dir string, n int) (urls []string, stop func(), err error) {
 	return urls, stop, nil
 }
 
-// freeLoopbackPort asks the OS for a loopback port that is free right now.
-func freeLoopbackPort() (int, error) {
+// FreeLoopbackPort asks the OS for a loopback port that is free right now.
+func FreeLoopbackPort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -108,18 +106,10 @@ func (r *runner) cluster() error {
 	defer stopB()
 
 	label := fmt.Sprintf("%d in flight, %d conns", inFlight, manyConns)
-	sets, err := dialSide(aURL, false, manyConns, setBody)
+	row, err := r.clusterSet(aURL, "R1", local, label)
 	if err != nil {
 		return fmt.Errorf("node a: %w", err)
 	}
-	defer sets.close()
-	r.progress("cluster: stream::set R1 %s", label)
-	o, b, err := r.measurePair(sets.callers, local.callers, inFlight/manyConns, false)
-	if err != nil {
-		return err
-	}
-	row := Row{Scenario: "cluster stream::set R1, " + label, Unit: "sets/s", Ours: o.rate(), Baseline: b.rate(), Against: "local WAL", Note: errNote(o, b)}
-	r.add(row)
 	r.rep.Summary.ClusterSetRatio = row.Ratio()
 
 	// A call from b to the echo worker on a, against the same call to a
@@ -140,7 +130,8 @@ func (r *runner) cluster() error {
 	}
 	defer localCalls.close()
 	r.progress("cluster: invoke across nodes c=1")
-	if o, b, err = r.measurePair(cross.callers[:1], localCalls.callers[:1], 1, true); err != nil {
+	o, b, err := r.measurePair(cross.callers[:1], localCalls.callers[:1], 1, true)
+	if err != nil {
 		return err
 	}
 	p50 := func(l loadResult) float64 { return float64(percentile(l.lat, 0.5)) / float64(time.Microsecond) }
@@ -163,7 +154,7 @@ func (r *runner) clusterR3(local *side, label string) error {
 	urls, stopNATS, err := startJetStream(filepath.Join(r.o.TempDir, "nats3"), 3)
 	defer stopNATS()
 	if err != nil {
-		r.add(Row{Scenario: "cluster stream::set R3, " + label, Unit: "sets/s", Ours: nanIf(true, 0), Baseline: nanIf(true, 0), Note: "not measured: " + err.Error()})
+		r.add(Row{Scenario: "cluster stream::set R3, " + label, Unit: "sets/s", Ours: math.NaN(), Baseline: math.NaN(), Note: "not measured: " + err.Error()})
 		return nil
 	}
 	url, stop, err := r.t.StartClusterEngine(strings.Join(urls, ","), "r3", filepath.Join(r.o.TempDir, "cluster-r3"), 3)
@@ -171,16 +162,27 @@ func (r *runner) clusterR3(local *side, label string) error {
 		return fmt.Errorf("R3 node: %w", err)
 	}
 	defer stop()
-	sets, err := dialSide(url, false, manyConns, setBody)
-	if err != nil {
+	if _, err := r.clusterSet(url, "R3", local, label); err != nil {
 		return fmt.Errorf("R3 node: %w", err)
 	}
+	return nil
+}
+
+// clusterSet measures durable stream::set through the cluster engine at
+// url against the single engine on its local WAL, and adds the row.
+func (r *runner) clusterSet(url, replicas string, local *side, label string) (Row, error) {
+	sets, err := dialSide(url, false, manyConns, setBody)
+	if err != nil {
+		return Row{}, err
+	}
 	defer sets.close()
-	r.progress("cluster: stream::set R3 %s", label)
+	r.progress("cluster: stream::set %s %s", replicas, label)
 	o, b, err := r.measurePair(sets.callers, local.callers, inFlight/manyConns, false)
 	if err != nil {
-		return err
+		return Row{}, err
 	}
-	r.add(Row{Scenario: "cluster stream::set R3, " + label, Unit: "sets/s", Ours: o.rate(), Baseline: b.rate(), Against: "local WAL", Note: errNote(o, b)})
-	return nil
+	row := Row{Scenario: "cluster stream::set " + replicas + ", " + label, Unit: "sets/s", Ours: o.rate(), Baseline: b.rate(), Against: "local WAL",
+		Note: joinNotes("JetStream sync_interval: always", errNote(o, b))}
+	r.add(row)
+	return row, nil
 }

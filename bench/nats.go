@@ -21,13 +21,16 @@ import (
 
 const natsEcho = "bench.echo"
 
-func startNATS() (*server.Server, error) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+// runNATS starts an in-process nats-server with o on a free loopback port
+// and waits until it accepts connections.
+func runNATS(o *server.Options) (*server.Server, error) {
+	o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, true
+	s, err := server.NewServer(o)
 	if err != nil {
 		return nil, err
 	}
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
+	if !s.ReadyForConnections(15 * time.Second) {
 		s.Shutdown()
 		return nil, errors.New("nats-server did not start")
 	}
@@ -191,7 +194,7 @@ func dialNATSFan(url, subject string, n int) (*fanSide, error) {
 }
 
 func (r *runner) nats() error {
-	s, err := startNATS()
+	s, err := runNATS(&server.Options{})
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 
 // startRedis runs redis-server on a free loopback port with its data in dir.
 func startRedis(bin, dir string) (addr string, stop func(), err error) {
-	port, err := freeLoopbackPort()
+	port, err := FreeLoopbackPort()
 	if err != nil {
 		return "", nil, err
 	}
@@ -107,13 +107,15 @@ func redisLoad(addr string, conns, perConn int, d time.Duration) (float64, error
 				ok.Add(1)
 				if !stop.Load() {
 					w.Write(cmd)
-					if r.Buffered() == 0 {
-						if err := w.Flush(); err != nil {
-							errs <- err
-							return
-						}
-					}
 					inFlight++
+				}
+				// Flush once the replies read together are handled, stopping
+				// or not: a command left in w would never be answered.
+				if r.Buffered() == 0 && w.Buffered() > 0 {
+					if err := w.Flush(); err != nil {
+						errs <- err
+						return
+					}
 				}
 			}
 		}()

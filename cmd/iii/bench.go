@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -129,11 +128,11 @@ func runBench(args []string) int {
 // port URLs.
 func startBenchEngine(logDir string, logger *slog.Logger, cl *config.Cluster) ([2]string, func() error, error) {
 	var urls [2]string
-	workerPort, err := freePort()
+	workerPort, err := bench.FreeLoopbackPort()
 	if err != nil {
 		return urls, nil, err
 	}
-	streamPort, err := freePort()
+	streamPort, err := bench.FreeLoopbackPort()
 	if err != nil {
 		return urls, nil, err
 	}
@@ -156,14 +155,4 @@ func startBenchEngine(logDir string, logger *slog.Logger, cl *config.Cluster) ([
 	}
 	urls = [2]string{"ws://127.0.0.1:" + strconv.Itoa(workerPort) + "/", "ws://127.0.0.1:" + strconv.Itoa(streamPort) + "/"}
 	return urls, stop, nil
-}
-
-// freePort asks the OS for a loopback port that is free right now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
