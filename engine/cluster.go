@@ -40,7 +40,7 @@ type node struct {
 	once        sync.Once
 	reannounced bool
 	staleLogged atomic.Int64 // when catchUp last logged a failure (Unix ns)
-	leading     atomic.Bool  // set by check: this node leads
+	leading     atomic.Bool  // set by applied: this node leads
 }
 
 // Heartbeats go out every beatEvery; a node silent for the configured
@@ -182,9 +182,7 @@ func (n *node) check(now time.Time) {
 		}
 	}
 	n.mu.Unlock()
-	leader := n.leader(nodes, silent)
-	n.leading.Store(leader == n.name)
-	if len(silent) == 0 || leader != n.name {
+	if len(silent) == 0 || n.declarer(nodes, silent) != n.name {
 		return
 	}
 	slices.Sort(silent)
@@ -198,10 +196,9 @@ func (n *node) check(now time.Time) {
 	}
 }
 
-// leader is the first, by name, of the started nodes not in silent: it
-// declares losses and runs what one engine of the cluster must run alone
-// (queue dispatch, engine-owned triggers).
-func (n *node) leader(nodes map[string]string, silent []string) string {
+// declarer is the first, by name, of the started nodes not in silent: the
+// one node that declares the silent ones lost.
+func (n *node) declarer(nodes map[string]string, silent []string) string {
 	best := n.name
 	for name := range nodes {
 		if name < best && !slices.Contains(silent, name) {
@@ -211,9 +208,12 @@ func (n *node) leader(nodes map[string]string, silent []string) string {
 	return best
 }
 
-// isLeader reports whether this node was the leader at the last check
-// (every beatEvery): queue dispatch and engine-owned triggers ask it often,
-// and leadership only changes with what check sees.
+// isLeader reports whether this node leads: it runs what one engine of the
+// cluster must run alone (queue dispatch, engine-owned triggers). The
+// leader is the first, by name, of the nodes the registry counts as started
+// and not lost, so every node agrees on it at each record of the log; a
+// node that cannot be heard leads until its loss is recorded, not at once
+// in two places.
 func (n *node) isLeader() bool { return n.leading.Load() }
 
 // applied is told about every record this node applies (on the log's
@@ -222,6 +222,17 @@ func (n *node) isLeader() bool { return n.leading.Load() }
 // again — a new engine.started — and closes its connections so that its
 // workers reconnect and register again.
 func (n *node) applied(rec *log.Record) {
+	if rec.Kind == log.KindEngineStarted || rec.Kind == log.KindNodeLost {
+		n.e.view.mu.RLock()
+		first := ""
+		for name := range n.e.view.Registry.Nodes() {
+			if first == "" || name < first {
+				first = name
+			}
+		}
+		n.e.view.mu.RUnlock()
+		n.leading.Store(first == n.name)
+	}
 	if rec.Kind != log.KindNodeLost || rec.Node != n.name {
 		return
 	}
