@@ -126,6 +126,9 @@ func New(cfg *config.Config, opts Options) (*Engine, error) {
 	}
 	if err := e.listen(); err != nil {
 		e.closeServers()
+		if e.node != nil {
+			e.node.silence() // its heartbeats would go on over a closed connection
+		}
 		l.Close()
 		return nil, err
 	}

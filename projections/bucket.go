@@ -57,6 +57,7 @@ const snapshotVersion = 1
 func writeSnapshot(w io.Writer, name string, body func(*msgpack.Encoder) error) error {
 	bw := bufio.NewWriter(w)
 	enc := msgpack.NewEncoder(bw)
+	enc.SetSortMapKeys(true) // equal projections give equal bytes, maps included
 	if err := enc.EncodeString(name); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -119,8 +120,11 @@ func genRecords(n int, seed uint64) []*log.Record {
 				r.Kind, r.Worker, r.TriggerType, r.Value = log.KindTriggerTypeRegistered, pick(workers), pick(types), []byte(`{"description":"t"}`)
 			}
 		default:
-			if rng.IntN(200) == 0 {
+			if n := rng.IntN(100); n < 4 { // a single engine's start, or a cluster node's
 				r.Kind = log.KindEngineStarted
+				if n > 0 {
+					r.Node = "node" + strconv.Itoa(n)
+				}
 			} else {
 				r.Kind, r.Worker, r.TriggerType = log.KindTriggerTypeUnregistered, pick(workers), pick(types)
 			}
