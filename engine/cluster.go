@@ -460,6 +460,8 @@ func (e *Engine) forwardRemote(rec *log.Record, ch projections.RegistryChange) {
 		e.fan.workersChanged("worker_connected", rec.Worker)
 	case log.KindWorkerDisconnected:
 		e.fan.workersChanged("worker_disconnected", rec.Worker)
+	case log.KindWorkerUpdated:
+		e.fan.workersChanged("worker_metadata_updated", rec.Worker)
 	case log.KindEngineStarted, log.KindNodeLost:
 		for _, w := range ch.Workers {
 			e.fan.workersChanged("worker_disconnected", w)

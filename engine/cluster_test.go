@@ -354,6 +354,10 @@ func TestClusterEngineTriggersHearOtherNodes(t *testing.T) {
 		}
 		return false
 	})
+	wb.result("engine::workers::register", map[string]any{"name": "beta"})
+	await("a worker on b reporting its metadata", func(d map[string]any) bool {
+		return d["event"] == "worker_metadata_updated" && d["worker_id"] == wb.id
+	})
 	wb.conn.Close(1000, "")
 	await("the worker on b leaving", func(d map[string]any) bool {
 		return d["event"] == "worker_disconnected" && d["worker_id"] == wb.id
