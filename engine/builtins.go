@@ -23,6 +23,7 @@ type builtin struct {
 	module      string // the worker name it is listed under, e.g. iii-stream
 	description string
 	inline      bool // cheap and never blocks: run on the caller's read goroutine
+	reads       bool // answers from the projections: in a cluster, catches up with the stream first
 	fn          func(c *builtinCall) callOutcome
 	// start, when set, is tried first for a worker's call, on its read
 	// goroutine, and spares the call a goroutine: it either takes the call
@@ -31,6 +32,16 @@ type builtin struct {
 	// the call to fn. c.data is the connection's read buffer: start copies
 	// what it keeps.
 	start func(c *builtinCall, done func(callOutcome)) bool
+}
+
+// run calls b.fn; a read first waits until this node has applied every
+// write acknowledged anywhere in the cluster (catchUp), so in a cluster a
+// read is never run inline.
+func (b *builtin) run(c *builtinCall) callOutcome {
+	if b.reads {
+		c.e.catchUp()
+	}
+	return b.fn(c)
 }
 
 // builtinCall is one invocation of a built-in function.

@@ -295,8 +295,8 @@ func (s *session) causeOf(tp string) cause {
 func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 	in := builtinCall{e: s.e, caller: s, data: m.Data, metadata: m.Metadata, cause: s.causeOf(m.Traceparent)}
 	id, fid, tp, bg := m.InvocationID, m.FunctionID, m.Traceparent, m.Baggage
-	if b.inline {
-		s.answerBuiltin(wantsReply, id, fid, tp, bg, b.fn(&in))
+	if b.inline && (!b.reads || s.e.node == nil) { // a cluster read may wait for the stream
+		s.answerBuiltin(wantsReply, id, fid, tp, bg, b.run(&in))
 		return
 	}
 	// Each call in flight is a goroutine and its payload: bounded per
@@ -322,7 +322,7 @@ func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 	}
 	in.data = bytes.Clone(in.data)
 	in.metadata = bytes.Clone(in.metadata)
-	go func() { done(b.fn(&in)) }()
+	go func() { done(b.run(&in)) }()
 }
 
 // answerBuiltin sends a built-in call's outcome, or for a void call logs a
@@ -389,7 +389,7 @@ func (e *Engine) callWithin(functionID string, data, metadata json.RawMessage, t
 func (e *Engine) callTarget(t target, functionID string, data, metadata json.RawMessage, traceparent, baggage string, timeout time.Duration) callOutcome {
 	if t.builtin != nil {
 		c, _ := parseCause(traceparent)
-		return t.builtin.fn(&builtinCall{e: e, data: data, metadata: metadata, cause: c})
+		return t.builtin.run(&builtinCall{e: e, data: data, metadata: metadata, cause: c})
 	}
 	if t.invocation != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)

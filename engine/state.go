@@ -35,11 +35,11 @@ func (e *Engine) registerStateFunctions() {
 	const mod = "iii-state"
 	for _, b := range []*builtin{
 		{id: "state::set", description: "Store a value", fn: e.stateSet},
-		{id: "state::get", description: "Read a value", fn: e.stateGet},
+		{id: "state::get", description: "Read a value", reads: true, fn: e.stateGet},
 		{id: "state::delete", description: "Delete a value", fn: e.stateDelete},
 		{id: "state::update", description: "Apply update operations to a value", fn: e.stateUpdate},
-		{id: "state::list", description: "List the values of a scope", fn: e.stateList},
-		{id: "state::list_groups", description: "List every scope", inline: true, fn: e.stateListGroups},
+		{id: "state::list", description: "List the values of a scope", reads: true, fn: e.stateList},
+		{id: "state::list_groups", description: "List every scope", inline: true, reads: true, fn: e.stateListGroups},
 	} {
 		b.module = mod
 		e.addBuiltin(b)
@@ -93,7 +93,6 @@ func (e *Engine) stateGet(c *builtinCall) callOutcome {
 	if o := in.require("state::get", true); o != nil {
 		return *o
 	}
-	e.catchUp()
 	e.view.mu.RLock()
 	v, ok := e.view.States.Get(*in.Scope, *in.Key)
 	e.view.mu.RUnlock()
@@ -153,7 +152,6 @@ func (e *Engine) stateList(c *builtinCall) callOutcome {
 	if o := in.require("state::list", false); o != nil {
 		return *o
 	}
-	e.catchUp()
 	e.view.mu.RLock()
 	items := e.view.States.List(*in.Scope)
 	e.view.mu.RUnlock()

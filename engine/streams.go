@@ -54,12 +54,12 @@ func (e *Engine) registerStreamFunctions() {
 	const mod = "iii-stream"
 	for _, b := range []*builtin{
 		{id: "stream::set", description: "Store an item in a stream", fn: e.streamSet, start: e.startStreamSet},
-		{id: "stream::get", description: "Read an item of a stream", fn: e.streamGet},
+		{id: "stream::get", description: "Read an item of a stream", reads: true, fn: e.streamGet},
 		{id: "stream::delete", description: "Delete an item of a stream", fn: e.streamDelete},
 		{id: "stream::update", description: "Apply update operations to an item", fn: e.streamUpdate},
-		{id: "stream::list", description: "List the items of a stream group", fn: e.streamList},
-		{id: "stream::list_groups", description: "List the groups of a stream", fn: e.streamListGroups},
-		{id: "stream::list_all", description: "List every stream and its groups", inline: true, fn: e.streamListAll},
+		{id: "stream::list", description: "List the items of a stream group", reads: true, fn: e.streamList},
+		{id: "stream::list_groups", description: "List the groups of a stream", reads: true, fn: e.streamListGroups},
+		{id: "stream::list_all", description: "List every stream and its groups", inline: true, reads: true, fn: e.streamListAll},
 		{id: "stream::send", description: "Send a custom event to a stream's subscribers", fn: e.streamSend},
 	} {
 		b.module = mod
@@ -201,7 +201,6 @@ func (e *Engine) streamGet(c *builtinCall) callOutcome {
 	if fn, ok := e.override("get", in.stream()); ok {
 		return e.customRead(fn, overridePayload(&in, "", nil))
 	}
-	e.catchUp()
 	e.view.mu.RLock()
 	v, ok := e.view.Streams.Get(in.stream(), in.group(), in.item())
 	e.view.mu.RUnlock()
@@ -276,7 +275,6 @@ func (e *Engine) streamList(c *builtinCall) callOutcome {
 	if fn, ok := e.override("list", in.stream()); ok {
 		return e.customRead(fn, overridePayload(&in, "", nil))
 	}
-	e.catchUp()
 	e.view.mu.RLock()
 	items := e.view.Streams.List(in.stream(), in.group())
 	e.view.mu.RUnlock()
@@ -311,7 +309,6 @@ func (e *Engine) streamListGroups(c *builtinCall) callOutcome {
 	if fn, ok := e.override("list_groups", in.stream()); ok {
 		return e.customRead(fn, overridePayload(&in, "", nil))
 	}
-	e.catchUp()
 	e.view.mu.RLock()
 	groups := e.view.Streams.ListGroups(in.stream())
 	e.view.mu.RUnlock()
