@@ -214,10 +214,7 @@ func (s *session) invoke(m *wire.Message) {
 	// Decoded strings live in the connection's decode buffer: the call keeps copies.
 	c := &call{callerID: strings.Clone(m.InvocationID), callerFn: strings.Clone(fid), traceparent: strings.Clone(m.Traceparent), baggage: strings.Clone(m.Baggage)}
 	if wantsReply {
-		if max := e.cfg.Engine.MaxPendingCalls; s.pending.Add(1) > int32(max) {
-			s.pending.Add(-1)
-			s.reply(replyID, fid, failure(codeLimitExceeded, "this connection already has "+strconv.Itoa(max)+
-				" calls waiting for a result (engine.max_pending_calls)"), m.Traceparent, m.Baggage)
+		if !s.reserveCall(replyID, fid, m.Traceparent, m.Baggage, true) {
 			return
 		}
 		c.caller = s
@@ -249,10 +246,7 @@ func (s *session) invokeRemote(to string, m *wire.Message, data json.RawMessage,
 		n.send(to, fid, data, m.Metadata, tp, m.Baggage)
 		return
 	}
-	if max := e.cfg.Engine.MaxPendingCalls; s.pending.Add(1) > int32(max) {
-		s.pending.Add(-1)
-		s.reply(m.InvocationID, fid, failure(codeLimitExceeded, "this connection already has "+strconv.Itoa(max)+
-			" calls waiting for a result (engine.max_pending_calls)"), m.Traceparent, m.Baggage)
+	if !s.reserveCall(m.InvocationID, fid, m.Traceparent, m.Baggage, true) {
 		return
 	}
 	// The decode buffer is reused by the next frame: keep private copies.
@@ -302,12 +296,7 @@ func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 	// Each call in flight is a goroutine and its payload: bounded per
 	// connection like the calls it routes to workers, so a client that
 	// pipelines writes without waiting cannot grow the engine without limit.
-	if max := s.e.cfg.Engine.MaxPendingCalls; s.pending.Add(1) > int32(max) {
-		s.pending.Add(-1)
-		if wantsReply {
-			s.reply(id, fid, failure(codeLimitExceeded, "this connection already has "+strconv.Itoa(max)+
-				" calls waiting for a result (engine.max_pending_calls)"), tp, bg)
-		}
+	if !s.reserveCall(id, fid, tp, bg, wantsReply) {
 		return
 	}
 	// The decode buffer is reused by the next frame: keep private copies
@@ -323,6 +312,25 @@ func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 	in.data = bytes.Clone(in.data)
 	in.metadata = bytes.Clone(in.metadata)
 	go func() { done(b.run(&in)) }()
+}
+
+// reserveCall counts one more call of this connection waiting for its
+// result against engine.max_pending_calls (the caller releases it with
+// pending.Add(-1)). Over the limit it refuses the call, answering the
+// caller when it wants a reply, and returns false.
+func (s *session) reserveCall(replyID, fid, traceparent, baggage string, wantsReply bool) bool {
+	max := s.e.cfg.Engine.MaxPendingCalls
+	if s.pending.Add(1) <= int32(max) {
+		return true
+	}
+	s.pending.Add(-1)
+	msg := "this connection already has " + strconv.Itoa(max) + " calls waiting for a result (engine.max_pending_calls)"
+	if wantsReply {
+		s.reply(replyID, fid, failure(codeLimitExceeded, msg), traceparent, baggage)
+	} else {
+		s.e.logger.Debug("void call refused", "function_id", fid, "reason", msg)
+	}
+	return false
 }
 
 // answerBuiltin sends a built-in call's outcome, or for a void call logs a

@@ -359,6 +359,11 @@ func (e *Engine) liveLocked(functionID string) bool {
 	if e.session(f.Worker) != nil {
 		return true
 	}
+	if e.node == nil {
+		return false
+	}
+	// Connected to another cluster node; this node's own worker without a
+	// session is leaving (its disconnection not applied yet).
 	w, ok := e.view.Registry.Worker(f.Worker)
-	return ok && e.node != nil && w.Node != "" // connected to another cluster node
+	return ok && w.Node != "" && w.Node != e.node.name
 }

@@ -163,7 +163,7 @@ func (g *Registry) Apply(rec *log.Record) RegistryChange {
 
 	case log.KindWorkerDisconnected:
 		_, existed := g.workers.del(rec.Worker)
-		return g.dropWorker(rec.Worker, RegistryChange{Existed: existed})
+		return g.dropWorkers([]string{rec.Worker}, RegistryChange{Existed: existed})
 
 	case log.KindFunctionRegistered:
 		prev, existed := g.functions[rec.Function]
@@ -266,20 +266,23 @@ func workerID(w *Worker) string {
 	return w.ID
 }
 
-// dropWorker removes everything a departed worker owned: its functions, its
-// triggers and the trigger types it provides. Other workers' triggers of
-// those types stay (pending until the type is provided again).
-func (g *Registry) dropWorker(worker string, ch RegistryChange) RegistryChange {
-	if ids := g.owned[worker]; len(ids) > 0 {
-		fns := slices.Sorted(maps.Keys(ids))
-		for _, id := range fns {
+// dropWorkers removes everything the departed workers owned: their
+// functions, their triggers and the trigger types they provide, in one pass
+// however many left together. Other workers' triggers of those types stay
+// (pending until the type is provided again).
+func (g *Registry) dropWorkers(workers []string, ch RegistryChange) RegistryChange {
+	gone := make(map[string]bool, len(workers))
+	for _, w := range workers {
+		gone[w] = true
+		for id := range g.owned[w] {
 			delete(g.functions, id)
+			ch.Functions = append(ch.Functions, id)
 		}
-		ch.Functions = append(ch.Functions, fns...)
-		delete(g.owned, worker)
+		delete(g.owned, w)
 	}
+	slices.Sort(ch.Functions)
 	for _, t := range g.triggers.all() {
-		if t.Worker == worker {
+		if gone[t.Worker] {
 			ch.Triggers = append(ch.Triggers, t)
 		}
 	}
@@ -287,14 +290,12 @@ func (g *Registry) dropWorker(worker string, ch RegistryChange) RegistryChange {
 		g.triggers.del(t.ID)
 	}
 	for id, t := range g.types {
-		if t.Worker == worker {
+		if gone[t.Worker] {
 			ch.TriggerTypes = append(ch.TriggerTypes, id)
+			delete(g.types, id)
 		}
 	}
 	slices.Sort(ch.TriggerTypes)
-	for _, id := range ch.TriggerTypes {
-		delete(g.types, id)
-	}
 	return ch
 }
 
@@ -308,9 +309,8 @@ func (g *Registry) dropNode(node string) RegistryChange {
 	}
 	for _, id := range ch.Workers {
 		g.workers.del(id)
-		ch = g.dropWorker(id, ch)
 	}
-	return ch
+	return g.dropWorkers(ch.Workers, ch)
 }
 
 // NodeLostIncarnation reads the incarnation a node.lost record names ("" if

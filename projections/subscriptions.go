@@ -222,9 +222,13 @@ func (s *Subscriptions) Apply(rec *log.Record) bool {
 // DropWorkers removes the triggers the given workers registered; it reports
 // whether the index changed.
 func (s *Subscriptions) DropWorkers(workers ...string) bool {
+	gone := make(map[string]bool, len(workers))
+	for _, w := range workers {
+		gone[w] = true
+	}
 	changed := false
 	for id, ref := range s.ids {
-		if slices.Contains(workers, ref.worker) {
+		if gone[ref.worker] {
 			s.remove(id)
 			delete(s.ids, id)
 			changed = changed || ref.kind != subOther
