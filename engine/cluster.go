@@ -6,7 +6,6 @@ import (
 	"errors"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -142,10 +141,9 @@ func (n *node) run() {
 	t := time.NewTicker(beatEvery)
 	defer t.Stop()
 	for {
-		n.mu.Lock()
-		inc := n.incarnation
-		n.mu.Unlock()
-		if err := n.nc.Publish(n.subject+".hb."+n.name, []byte(inc)); err != nil {
+		// The subject names the node; which incarnation beats is not needed
+		// (check gives a new one a full timeout from when the log shows it).
+		if err := n.nc.Publish(n.subject+".hb."+n.name, nil); err != nil {
 			n.e.logger.Debug("cluster: heartbeat not sent", "err", err)
 		}
 		n.check(time.Now())
@@ -251,7 +249,7 @@ func (n *node) applied(rec *log.Record) {
 func (n *node) rejoin() {
 	e := n.e
 	e.logger.Warn("cluster: the other nodes declared this node lost; starting again and closing its connections so workers re-register", "node", n.name)
-	rec := &log.Record{Kind: log.KindEngineStarted, Value: []byte(`{"version":` + strconv.Quote(Version) + `,"rejoined":true}`)}
+	rec := &log.Record{Kind: log.KindEngineStarted, Value: startedValue(true)}
 	if _, err := e.log.Append(rec); err != nil {
 		e.logger.Error("cluster: cannot record the restart", "err", err)
 		return
@@ -274,17 +272,30 @@ func (n *node) rejoin() {
 // refusal of a trigger that worker registered). Best effort, as a frame to
 // a local worker is.
 func (n *node) tell(worker string, frame []byte) {
-	e := n.e
+	to := n.e.remoteNode(worker)
+	if to == "" {
+		return
+	}
+	m := &nats.Msg{Subject: n.subject + ".tell." + to, Data: frame, Header: nats.Header{"Worker": []string{worker}}}
+	if err := n.nc.PublishMsg(m); err != nil {
+		n.e.logger.Debug("cluster: frame for a worker on another node not sent", "node", to, "err", err)
+	}
+}
+
+// remoteNode is the other cluster node worker is connected to; "" on a
+// single engine, for a worker of this node, or one the registry does not
+// know.
+func (e *Engine) remoteNode(worker string) string {
+	if e.node == nil {
+		return ""
+	}
 	e.view.mu.RLock()
 	w, ok := e.view.Registry.Worker(worker)
 	e.view.mu.RUnlock()
-	if !ok || w.Node == "" || w.Node == n.name {
-		return
+	if !ok || w.Node == e.node.name {
+		return ""
 	}
-	m := &nats.Msg{Subject: n.subject + ".tell." + w.Node, Data: frame, Header: nats.Header{"Worker": []string{worker}}}
-	if err := n.nc.PublishMsg(m); err != nil {
-		e.logger.Debug("cluster: frame for a worker on another node not sent", "node", w.Node, "err", err)
-	}
+	return w.Node
 }
 
 // told delivers a frame another node sent to one of this node's workers.
@@ -338,18 +349,13 @@ type callReply struct {
 	Error  json.RawMessage `json:"error,omitempty"`
 }
 
-// call runs functionID on node `to` and waits for the outcome, at most
-// timeout. A node nobody answers for fails at once.
-func (n *node) call(to, functionID string, data, metadata json.RawMessage, traceparent, baggage string, timeout time.Duration) callOutcome {
-	req, _ := json.Marshal(callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent, Baggage: baggage,
-		TimeoutMS: timeout.Milliseconds()})
-	return n.request(to, functionID, req, timeout)
-}
-
-// request sends an encoded callRequest to node `to` and waits for the
-// outcome, at most timeout.
-func (n *node) request(to, functionID string, req []byte, timeout time.Duration) callOutcome {
-	m, err := n.nc.Request(n.subject+".call."+to, req, timeout+time.Second)
+// call runs req on node `to` and waits for the outcome, at most timeout
+// (which it also tells the node). A node nobody answers for fails at once.
+func (n *node) call(to string, req callRequest, timeout time.Duration) callOutcome {
+	req.TimeoutMS = timeout.Milliseconds()
+	b, _ := json.Marshal(req)
+	functionID := req.FunctionID
+	m, err := n.nc.Request(n.subject+".call."+to, b, timeout+time.Second)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return failure(codeNodeUnavailable, "Function "+functionID+" is on engine node "+to+", which is not reachable")
@@ -371,21 +377,12 @@ func (n *node) request(to, functionID string, req []byte, timeout time.Duration)
 	return callOutcome{}
 }
 
-// callAs runs functionID on node `to` as the untrusted session worker,
-// which is connected there, with that session's rights.
-func (n *node) callAs(to, worker, functionID string, data, metadata json.RawMessage, traceparent string) callOutcome {
-	timeout := n.e.cfg.Engine.CallTimeout
-	req, _ := json.Marshal(callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent,
-		TimeoutMS: timeout.Milliseconds(), As: worker})
-	return n.request(to, functionID, req, timeout)
-}
-
-// send runs functionID on node `to` without waiting (a void call).
-func (n *node) send(to, functionID string, data, metadata json.RawMessage, traceparent, baggage string) {
-	req, _ := json.Marshal(callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent, Baggage: baggage,
-		TimeoutMS: n.e.cfg.Engine.CallTimeout.Milliseconds()})
-	if err := n.nc.Publish(n.subject+".call."+to, req); err != nil {
-		n.e.logger.Debug("cluster: void call not sent", "node", to, "function_id", functionID, "err", err)
+// send runs req on node `to` without waiting (a void call).
+func (n *node) send(to string, req callRequest) {
+	req.TimeoutMS = n.e.cfg.Engine.CallTimeout.Milliseconds()
+	b, _ := json.Marshal(req)
+	if err := n.nc.Publish(n.subject+".call."+to, b); err != nil {
+		n.e.logger.Debug("cluster: void call not sent", "node", to, "function_id", req.FunctionID, "err", err)
 	}
 }
 

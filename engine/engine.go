@@ -296,7 +296,7 @@ func logLocation(cfg *config.Config, dataDir string) (dir string, inMemory bool)
 // the engine's own functions and trigger types, as one group commit. It
 // returns the engine.started record's ID: this run's incarnation.
 func (e *Engine) announceStart() (string, error) {
-	recs := []*log.Record{{Kind: log.KindEngineStarted, Value: []byte(`{"version":` + strconv.Quote(Version) + `}`)}}
+	recs := []*log.Record{{Kind: log.KindEngineStarted, Value: startedValue(false)}}
 	for _, id := range sortedKeys(e.builtins) {
 		b := e.builtins[id]
 		recs = append(recs, &log.Record{Kind: log.KindFunctionRegistered, Worker: log.EngineWorker, Function: id, Value: b.registration()})
@@ -312,6 +312,16 @@ func (e *Engine) announceStart() (string, error) {
 		return "", fmt.Errorf("engine: record start: %w", err)
 	}
 	return recs[0].ID.String(), nil
+}
+
+// startedValue is the value of an engine.started record; a cluster node
+// that starts again after the others declared it lost says so.
+func startedValue(rejoined bool) []byte {
+	v := `{"version":` + strconv.Quote(Version)
+	if rejoined {
+		v += `,"rejoined":true`
+	}
+	return []byte(v + "}")
 }
 
 // listen binds every configured listener; a port that cannot be bound is

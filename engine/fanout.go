@@ -239,6 +239,9 @@ func (f *fanout) stateEvent(from cause, rec *log.Record, ch projections.StateCha
 // a chain of firings stops at engine.max_trigger_depth (cause.go).
 func (f *fanout) fire(s projections.Sub, payload json.RawMessage, from cause) {
 	e := f.e
+	if !e.firesHere(s.Worker) {
+		return // another cluster node fires it (and says so when it does not)
+	}
 	h := triggerHash(s.TriggerID)
 	if from.depth > 0 && from.trigger == h {
 		e.logger.Debug("trigger not fired for a change its own call made", "trigger_id", s.TriggerID)
@@ -248,9 +251,6 @@ func (f *fanout) fire(s projections.Sub, payload json.RawMessage, from cause) {
 		e.logger.Warn("trigger not fired: chain of triggers firing triggers is too deep", "trigger_id", s.TriggerID,
 			"function_id", s.Function, "depth", int(from.depth)+1, "limit", limit, "setting", "engine.max_trigger_depth")
 		return
-	}
-	if !e.firesHere(s.Worker) {
-		return // another cluster node fires it
 	}
 	tp := traceparent(h, from.depth+1)
 	if s.Condition == "" {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/iii-go/iii/projections"
 	"github.com/iii-go/iii/wire"
 )
 
@@ -127,10 +126,6 @@ type target struct {
 func (e *Engine) lookup(functionID string) (target, bool) {
 	e.view.mu.RLock()
 	f, ok := e.view.Registry.Function(functionID)
-	var w projections.Worker
-	if ok && e.node != nil {
-		w, _ = e.view.Registry.Worker(f.Worker)
-	}
 	e.view.mu.RUnlock()
 	if !ok {
 		return target{}, false
@@ -140,8 +135,8 @@ func (e *Engine) lookup(functionID string) (target, bool) {
 	}
 	owner := e.session(f.Worker)
 	if owner == nil {
-		if w.Node != "" && w.Node != e.node.name {
-			return target{remote: w.Node, id: functionID}, true
+		if node := e.remoteNode(f.Worker); node != "" {
+			return target{remote: node, id: functionID}, true
 		}
 		return target{}, false
 	}
@@ -243,7 +238,7 @@ func (s *session) invokeRemote(to string, m *wire.Message, data json.RawMessage,
 	n := e.node
 	fid, tp := m.FunctionID, s.passedTraceparent(m.Traceparent)
 	if !wantsReply {
-		n.send(to, fid, data, m.Metadata, tp, m.Baggage)
+		n.send(to, callRequest{FunctionID: fid, Data: data, Metadata: m.Metadata, Traceparent: tp, Baggage: m.Baggage})
 		return
 	}
 	if !s.reserveCall(m.InvocationID, fid, m.Traceparent, m.Baggage, true) {
@@ -253,7 +248,7 @@ func (s *session) invokeRemote(to string, m *wire.Message, data json.RawMessage,
 	id, fid, tp, bg := strings.Clone(m.InvocationID), strings.Clone(fid), strings.Clone(tp), strings.Clone(m.Baggage)
 	data, meta, echoTP := bytes.Clone(data), bytes.Clone(m.Metadata), strings.Clone(m.Traceparent)
 	go func() {
-		o := n.call(to, fid, data, meta, tp, bg, e.cfg.Engine.CallTimeout)
+		o := n.call(to, callRequest{FunctionID: fid, Data: data, Metadata: meta, Traceparent: tp, Baggage: bg}, e.cfg.Engine.CallTimeout)
 		s.pending.Add(-1)
 		s.reply(id, fid, o, echoTP, bg)
 	}()
@@ -387,7 +382,7 @@ func (e *Engine) callWithin(functionID string, data, metadata json.RawMessage, t
 		return failure(codeFunctionNotFound, "Function "+functionID+" not found")
 	}
 	if t.remote != "" {
-		return e.node.call(t.remote, functionID, data, metadata, traceparent, "", timeout)
+		return e.node.call(t.remote, callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent}, timeout)
 	}
 	return e.callTarget(t, functionID, data, metadata, traceparent, "", timeout)
 }

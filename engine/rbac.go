@@ -276,7 +276,9 @@ func (e *Engine) callerFor(worker string) func(functionID string, data, metadata
 		e.view.mu.RUnlock()
 		if ok && w.RBAC && w.Node != "" && w.Node != e.node.name {
 			return func(functionID string, data, metadata json.RawMessage, traceparent string) callOutcome {
-				return e.node.callAs(w.Node, worker, functionID, data, metadata, traceparent)
+				// Made there as the session, with its rights.
+				return e.node.call(w.Node, callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent, As: worker},
+					e.cfg.Engine.CallTimeout)
 			}
 		}
 	}
