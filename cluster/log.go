@@ -85,7 +85,6 @@ type Log struct {
 	cc        jetstream.ConsumeContext // under consMu
 	gen       atomic.Uint64            // the current consumer's generation
 	deliverMu sync.Mutex
-	watched   uint64 // owned by watch: the applied index a stall is timed from
 	stopWatch chan struct{}
 	watchDone chan struct{}
 
@@ -129,7 +128,6 @@ type Log struct {
 // applied it at its sequence, whichever comes last.
 type waiter struct {
 	then     func(result any, err error)
-	msg      *nats.Msg
 	deadline time.Time
 	acked    bool
 	applied  bool
@@ -351,6 +349,7 @@ func (l *Log) watch(stop <-chan struct{}) {
 	t := time.NewTicker(watchEvery)
 	defer t.Stop()
 	var since time.Time // when the stall began
+	var watched uint64  // the applied index it is timed from
 	for {
 		select {
 		case <-stop:
@@ -374,8 +373,8 @@ func (l *Log) watch(stop <-chan struct{}) {
 			since = time.Time{}
 			continue
 		}
-		if since.IsZero() || applied != l.watched {
-			since, l.watched = time.Now(), applied
+		if since.IsZero() || applied != watched {
+			since, watched = time.Now(), applied
 			continue
 		}
 		if time.Since(since) < stallAfter {
@@ -510,9 +509,7 @@ func (l *Log) AppendAsync(rec *log.Record, then func(result any, err error)) err
 		then(nil, err)
 		return nil
 	}
-	w := &waiter{then: then, deadline: time.Now().Add(l.opts.PublishTimeout), msg: &nats.Msg{
-		Subject: l.subject, Data: frame, Header: nats.Header{jetstream.MsgIDHeader: []string{rec.ID.String()}},
-	}}
+	w := &waiter{then: then, deadline: time.Now().Add(l.opts.PublishTimeout)}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -525,7 +522,7 @@ func (l *Log) AppendAsync(rec *log.Record, then func(result any, err error)) err
 	}
 	l.waiting[rec.ID] = w
 	l.mu.Unlock()
-	l.publish(w.msg)
+	l.publish(&nats.Msg{Subject: l.subject, Data: frame, Header: nats.Header{jetstream.MsgIDHeader: []string{rec.ID.String()}}})
 	return nil
 }
 
