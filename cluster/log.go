@@ -56,6 +56,9 @@ func Subject(stream string) string { return stream + ".log" }
 // snapshotBucket is the object store holding the cluster's newest snapshot.
 func snapshotBucket(stream string) string { return stream + "_snapshots" }
 
+// DefaultStream is the JetStream stream of the log when none is named.
+const DefaultStream = "iii"
+
 const (
 	snapshotObject = "latest"
 	snapshotIndex  = "index" // object metadata key: the index the snapshot covers
@@ -142,7 +145,7 @@ type waiter struct {
 // after that are applied once Start is called.
 func Open(opts Options, st log.Projection) (*Log, error) {
 	if opts.Stream == "" {
-		opts.Stream = "iii"
+		opts.Stream = DefaultStream
 	}
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1

@@ -74,9 +74,12 @@ type Reader struct {
 	name   string
 }
 
-// OpenReader connects to NATS and finds the stream; it fails with what to
-// fix when either is missing.
+// OpenReader connects to NATS and finds the stream (DefaultStream when
+// stream is empty); it fails with what to fix when either is missing.
 func OpenReader(url, creds, stream string) (*Reader, error) {
+	if stream == "" {
+		stream = DefaultStream
+	}
 	nc, err := Connect(url, creds, "iii replay", slog.Default())
 	if err != nil {
 		return nil, err

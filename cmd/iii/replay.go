@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/iii-go/iii/cluster"
-	"github.com/iii-go/iii/engine/config"
 	"github.com/iii-go/iii/history"
 	"github.com/iii-go/iii/log"
 	"github.com/iii-go/iii/replay"
@@ -112,7 +111,7 @@ func runReplay(args []string) int {
 
 	var src replay.Source
 	if url := fl.get("nats"); url != "" {
-		r, err := openClusterLog(url, fl.get("nats-stream"), fl.get("nats-creds"))
+		r, err := cluster.OpenReader(url, fl.get("nats-creds"), fl.get("nats-stream"))
 		if err != nil {
 			return replayFail(err)
 		}
@@ -188,14 +187,6 @@ func runReplay(args []string) int {
 		return replayFail(err)
 	}
 	return 0
-}
-
-// openClusterLog connects to a cluster's log on JetStream (engine.cluster).
-func openClusterLog(url, stream, creds string) (*cluster.Reader, error) {
-	if stream == "" {
-		stream = config.DefaultClusterStream
-	}
-	return cluster.OpenReader(url, creds, stream)
 }
 
 // replayDir picks the log directory from --log-dir (the log itself) or

@@ -708,12 +708,9 @@ func (d *decoder) cluster(n *yaml.Node, key string) (*Cluster, error) {
 	}
 	// nats_url: one string of comma-separated URLs, or a list of them.
 	if v := m["nats_url"]; v != nil && deref(v).Kind == yaml.SequenceNode {
-		items, _ := d.list(v, key+".nats_url")
-		urls := make([]string, len(items))
-		for i, it := range items {
-			if urls[i], err = d.str(it, fmt.Sprintf("%s.nats_url[%d]", key, i)); err != nil {
-				return nil, err
-			}
+		urls, err := d.lines(v, key+".nats_url")
+		if err != nil {
+			return nil, err
 		}
 		c.NATSURL = strings.Join(urls, ",")
 		delete(m, "nats_url")
