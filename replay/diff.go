@@ -53,16 +53,11 @@ type prior struct {
 	existed bool
 }
 
-// Diff lists the stream items created, changed and deleted between points
-// from and to, sorted by stream, group and item. An item created and
-// deleted again in between is not listed, nor one written back to its
-// starting value. It builds the state at from, then reads on to to,
+// DiffSource lists the stream items created, changed and deleted in src
+// between points from and to, sorted by stream, group and item. An item
+// created and deleted again in between is not listed, nor one written back
+// to its starting value. It builds the state at from, then reads on to to,
 // remembering the starting value of every item a record touches.
-func Diff(dir string, from, to Point) ([]ItemChange, error) {
-	return DiffSource(DirSource(dir), from, to)
-}
-
-// DiffSource is Diff over any log source.
 func DiffSource(src Source, from, to Point) ([]ItemChange, error) {
 	st, err := startView(src, from)
 	if err != nil {

@@ -40,14 +40,9 @@ func LogDir(dir string) (string, error) {
 	return "", fmt.Errorf("%s: %w; nor is %s", dir, log.ErrNotALog, filepath.Join(dir, "log"))
 }
 
-// Records calls fn, in index order, for every record in the log directory
-// dir that f selects (history.Select has the rules).
-func Records(dir string, f history.Filter, fn func(*log.Record) error) error {
-	return RecordsProgress(dirSource(dir), f, nil, fn)
-}
-
-// RecordsProgress is Records over any log source, reporting every index it
-// reads, matching or not, to p (which may be nil).
+// RecordsProgress calls fn, in index order, for every record of src that f
+// selects (history.Select has the rules), reporting every index it reads,
+// matching or not, to p (which may be nil).
 func RecordsProgress(src history.Source, f history.Filter, p *Progress, fn func(*log.Record) error) error {
 	return history.Select(src, f, p.set, fn)
 }
@@ -81,27 +76,23 @@ func scanEnd(dir string, from uint64) (uint64, error) {
 	return last, err
 }
 
-// FollowInterval is how often Follow looks for new records.
+// FollowInterval is how often FollowSource looks for new records.
 const FollowInterval = 200 * time.Millisecond
 
-// Follow calls fn for every record f selects, like Records, and then keeps
-// watching the log directory for new ones until ctx is done (it then
-// returns nil), f's ToIndex, Until or Limit is reached, or fn fails. After
-// each poll that delivered records it calls caughtUp (if not nil): the
-// moment to flush output, since nothing more is waiting.
+// FollowSource calls fn for every record of src f selects, like
+// RecordsProgress, and then keeps watching src for new ones until ctx is
+// done (it then returns nil), f's ToIndex, Until or Limit is reached, or
+// fn fails. After each poll that delivered records it calls caughtUp (if
+// not nil): the moment to flush output, since nothing more is waiting.
 //
-// It polls: every FollowInterval it runs log.Scan from the index after the
-// last one seen. Scan is lock-free and read-only, so this works while an
-// engine in another process appends, needs no cooperation from it, and a
-// record shows up once it is fully written (a record still being written
-// reads as the end of the log until the next poll). Each poll rereads the
-// tail segment up to that index, which is cheap next to the interval;
-// file-change notifications would save that but are not portable.
-func Follow(ctx context.Context, dir string, f history.Filter, fn func(*log.Record) error, caughtUp func() error) error {
-	return FollowSource(ctx, dirSource(dir), f, fn, caughtUp)
-}
-
-// FollowSource is Follow over any log source (a cluster's stream, say).
+// It polls: every FollowInterval it reads src from the index after the
+// last one seen. For a log directory that is log.Scan, lock-free and
+// read-only, so this works while an engine in another process appends,
+// needs no cooperation from it, and a record shows up once it is fully
+// written (a record still being written reads as the end of the log until
+// the next poll). Each poll rereads the tail segment up to that index,
+// which is cheap next to the interval; file-change notifications would
+// save that but are not portable.
 func FollowSource(ctx context.Context, src history.Source, f history.Filter, fn func(*log.Record) error, caughtUp func() error) error {
 	m := f.Compile()
 	next := m.From()

@@ -42,14 +42,11 @@ func DirSource(dir string) Source {
 	}}
 }
 
-// ViewAt rebuilds the read model at point at in the log directory dir: the
-// newest snapshot at or before it, plus the records after the snapshot up
-// to the point. An index beyond the last record is an error wrapping
-// ErrPastEnd; a time after the last record gives the current view, one
-// before the first record the empty view.
-func ViewAt(dir string, at Point) (*View, error) { return ViewAtSource(DirSource(dir), at) }
-
-// ViewAtSource is ViewAt over any log source.
+// ViewAtSource rebuilds the read model at point at in src: the newest
+// snapshot at or before it, plus the records after the snapshot up to the
+// point. An index beyond the last record is an error wrapping ErrPastEnd; a
+// time after the last record gives the current view, one before the first
+// record the empty view.
 func ViewAtSource(src Source, at Point) (*View, error) {
 	v, err := startView(src, at)
 	if err != nil {
