@@ -189,10 +189,16 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) StopAccepting() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.stopped {
-		s.stopped = true
-		_ = s.ln.Close()
+	_ = s.stopLocked()
+}
+
+// stopLocked closes the listener once (s.mu held).
+func (s *Server) stopLocked() error {
+	if s.stopped {
+		return nil
 	}
+	s.stopped = true
+	return s.ln.Close()
 }
 
 // Close stops accepting, closes every connection with 1001 "engine shutting
@@ -207,11 +213,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	var err error
-	if !s.stopped {
-		s.stopped = true
-		err = s.ln.Close()
-	}
+	err := s.stopLocked()
 	for nc := range s.raw {
 		_ = nc.Close()
 	}
