@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +16,6 @@ import (
 // operation are those of the engine's whole set path (decode, log append,
 // fold, reply) plus a client that allocates nothing per call.
 type setLoad struct {
-	conn    *wire.Conn
 	frame   []byte
 	results atomic.Int64
 	failed  atomic.Int64
@@ -47,29 +45,18 @@ func (l *setLoad) Close(*wire.Conn, error) {}
 // outstanding on one connection, against an engine whose log is on disk
 // with the given sync policy.
 func benchStreamSet(b *testing.B, sync string, inFlight int) {
-	cfg := &config.Config{
-		Listeners: []config.Listener{{Host: "127.0.0.1"}},
-		Stream:    &config.Stream{Host: "127.0.0.1", StoreMethod: config.StoreFileBased, FilePath: b.TempDir()},
-		Engine:    config.Engine{Sync: sync},
-	}
-	e, err := New(cfg, Options{DataDir: b.TempDir(), Logger: discardLogger})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Shutdown(ctx)
-	}()
+	e := startEngine(b, nil, func(c *config.Config) {
+		c.Stream.StoreMethod, c.Stream.FilePath = config.StoreFileBased, b.TempDir()
+		c.Engine.Sync = sync
+	})
 	l := &setLoad{want: int64(b.N), done: make(chan struct{})}
-	l.frame = []byte(`{"type":"invokefunction","invocation_id":"0c4f5a8e-1b2d-4e6f-8a9b-0c1d2e3f4a5b","function_id":"stream::set","data":{"stream_name":"todos","group_id":"inbox","item_id":"` +
-		strconv.Itoa(42) + `","data":{"title":"buy milk","done":false,"tags":["home","errand"]}}}`)
+	l.frame = []byte(`{"type":"invokefunction","invocation_id":"0c4f5a8e-1b2d-4e6f-8a9b-0c1d2e3f4a5b","function_id":"stream::set",` +
+		`"data":{"stream_name":"todos","group_id":"inbox","item_id":"42","data":{"title":"buy milk","done":false,"tags":["home","errand"]}}}`)
 	conn, err := wire.Dial(context.Background(), e.url(0), l, wire.Options{Logger: discardLogger})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer conn.Close(wire.CloseNormal, "")
-	l.conn = conn
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range min(inFlight, b.N) {

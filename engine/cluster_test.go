@@ -36,7 +36,7 @@ func startNode(t *testing.T, url, name string) *Engine {
 // startNodeWith is startNode with extra listeners (RBAC ones, say).
 func startNodeWith(t *testing.T, url, name string, extra []config.Listener) *Engine {
 	t.Helper()
-	return startEngineLogging(t, extra, func(c *config.Config) {
+	return startEngine(t, extra, func(c *config.Config) {
 		c.PubSub = &config.PubSub{}
 		c.Engine.Cluster = &config.Cluster{NATSURL: url, Node: name, Stream: "iii", Replicas: 1, NodeTimeout: 2 * time.Second}
 		c.HTTP = config.DefaultHTTP()
@@ -45,7 +45,7 @@ func startNodeWith(t *testing.T, url, name string, extra []config.Listener) *Eng
 			"default": config.DefaultQueueConfig(),
 			"q":       {MaxRetries: 3, Concurrency: 4, Type: config.QueueStandard, BackoffMS: 20, PollIntervalMS: 10},
 		}}
-	}, discardLogger)
+	})
 }
 
 // Jobs enqueued through any node are dispatched once, by the leader, to a

@@ -22,13 +22,13 @@ import (
 
 // startEngine runs an engine with a trusted listener (index 0), the given
 // extra listeners, and the stream and state modules.
-func startEngine(t *testing.T, extra []config.Listener, tune func(*config.Config)) *Engine {
+func startEngine(t testing.TB, extra []config.Listener, tune func(*config.Config)) *Engine {
 	t.Helper()
 	return startEngineLogging(t, extra, tune, discardLogger)
 }
 
 // startEngineLogging is startEngine with the engine's log going to logger.
-func startEngineLogging(t *testing.T, extra []config.Listener, tune func(*config.Config), logger *slog.Logger) *Engine {
+func startEngineLogging(t testing.TB, extra []config.Listener, tune func(*config.Config), logger *slog.Logger) *Engine {
 	t.Helper()
 	cfg := &config.Config{
 		Listeners: append([]config.Listener{{Host: "127.0.0.1"}}, extra...),

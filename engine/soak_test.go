@@ -35,11 +35,19 @@ func TestSoakConnectionChurn(t *testing.T) {
 	baseG, baseFD, baseHeap := runtime.NumGoroutine(), openFDs(), heapInUse()
 
 	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
+	logged := make(chan struct{})
+	stopLog := make(chan struct{})
+	defer func() { close(stopLog); <-logged }() // no t.Logf once the test returned
 	go func() { // a line a minute, for long runs
-		for t0 := time.Now(); time.Now().Before(deadline); {
-			time.Sleep(time.Second)
-			if el := time.Since(t0); el.Truncate(time.Second)%time.Minute == 0 {
-				t.Logf("after %s: RSS %d MiB", el.Truncate(time.Second), rss()>>20)
+		defer close(logged)
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for t0 := time.Now(); ; {
+			select {
+			case <-stopLog:
+				return
+			case <-tick.C:
+				t.Logf("after %s: RSS %d MiB", time.Since(t0).Round(time.Second), rss()>>20)
 			}
 		}
 	}()
