@@ -38,7 +38,7 @@ func TestSoakConnectionChurn(t *testing.T) {
 	logged := make(chan struct{})
 	stopLog := make(chan struct{})
 	defer func() { close(stopLog); <-logged }() // no t.Logf once the test returned
-	go func() { // a line a minute, for long runs
+	go func() {                                 // a line a minute, for long runs
 		defer close(logged)
 		tick := time.NewTicker(time.Minute)
 		defer tick.Stop()
