@@ -37,8 +37,10 @@ func TestSoakConnectionChurn(t *testing.T) {
 	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
 	logged := make(chan struct{})
 	stopLog := make(chan struct{})
-	defer func() { close(stopLog); <-logged }() // no t.Logf once the test returned
-	go func() {                                 // a line a minute, for long runs
+	// A line a minute, for long runs; stopped before the test returns,
+	// since t.Logf after that panics.
+	defer func() { close(stopLog); <-logged }()
+	go func() {
 		defer close(logged)
 		tick := time.NewTicker(time.Minute)
 		defer tick.Stop()
