@@ -71,7 +71,13 @@ func (f *sumFold) count(k string) uint64 {
 // asks (TestAutomaticSnapshots covers the others).
 func openNode(t *testing.T, url, node, dir string, st log.Projection) *Log {
 	t.Helper()
-	l, err := Open(Options{URL: url, Node: node, Dir: dir, SnapshotEvery: 1 << 40}, st)
+	return openNodeWith(t, Options{URL: url, Node: node, Dir: dir, SnapshotEvery: 1 << 40}, st)
+}
+
+// openNodeWith opens and starts a node with opts.
+func openNodeWith(t *testing.T, opts Options, st log.Projection) *Log {
+	t.Helper()
+	l, err := Open(opts, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +128,7 @@ func TestTwoNodesApplyOneOrder(t *testing.T) {
 	if _, err := a.Append(set("fence")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return fb.count("fence") == 1 })
+	waitFor(t, "node b applying the fence", func() bool { return fb.count("fence") == 1 })
 	if fa.count("k") != 2*per || fb.count("k") != 2*per {
 		t.Fatalf("counts a=%d b=%d, want %d", fa.count("k"), fb.count("k"), 2*per)
 	}
@@ -206,13 +212,7 @@ func TestDirectoryLockedAndNATSUnreachable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot connect to NATS at nats://127.0.0.1:1") {
 		t.Errorf("unreachable NATS: %v", err)
 	}
-	plain, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go plain.Start()
-	plain.ReadyForConnections(5 * time.Second)
-	defer plain.Shutdown()
+	plain := natstest.StartWith(t, &server.Options{}) // no JetStream
 	_, err = Open(Options{URL: plain.ClientURL(), Node: "x", Dir: t.TempDir()}, newSumFold())
 	if err == nil || !strings.Contains(err.Error(), "JetStream is not enabled") {
 		t.Errorf("NATS without JetStream: %v", err)
@@ -247,12 +247,12 @@ func TestRetriedPublishIsAppliedOnce(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10 s")
+			t.Fatalf("%s: not within 10 s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -322,7 +322,7 @@ func TestStalledConsumerIsReplaced(t *testing.T) {
 	if _, err := b.Append(set("after")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return fa.count("after") == 1 })
+	waitFor(t, "the replaced consumer applying the write", func() bool { return fa.count("after") == 1 })
 }
 
 func TestForeignStreamIsRefused(t *testing.T) {
@@ -345,18 +345,14 @@ func TestForeignStreamIsRefused(t *testing.T) {
 func TestAutomaticSnapshots(t *testing.T) {
 	ns := natstest.Start(t)
 	dir := t.TempDir()
-	a, err := Open(Options{URL: ns.ClientURL(), Node: "a", Dir: dir, SnapshotEvery: 10}, newSumFold())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Start()
+	a := openNodeWith(t, Options{URL: ns.ClientURL(), Node: "a", Dir: dir, SnapshotEvery: 10}, newSumFold())
 	defer a.Close()
 	for i := range 25 {
 		if _, err := a.Append(set(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool {
+	waitFor(t, "a snapshot at index 10 or later", func() bool {
 		index, _, err := log.NewestSnapshot(dir)
 		return err == nil && index >= 10
 	})

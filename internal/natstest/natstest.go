@@ -14,8 +14,15 @@ import (
 // server.
 func Start(t testing.TB) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir()})
+	return StartWith(t, &server.Options{JetStream: true, StoreDir: t.TempDir()})
+}
+
+// StartWith runs a nats-server with o (its address, logging and signals
+// set here) until the test ends.
+func StartWith(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
+	o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, true
+	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
