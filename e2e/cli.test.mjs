@@ -107,10 +107,14 @@ describe('graceful shutdown', () => {
     await w.roundTrip()
     const c = await rawWorker(`ws://127.0.0.1:${port}`)
     const pending = c.call('slow::op', {}, { timeoutMs: 5000 })
-    await new Promise((r) => setTimeout(r, 100))
+    await waitFor(() => w.served.length === 1, 3000, 'the call to reach its worker')
     const t0 = Date.now()
     const exited = e.stop()
-    await new Promise((r) => setTimeout(r, 100))
+    // The signal is handled within moments, well before the 600 ms call ends.
+    const refused = async () => {
+      try { (await rawWorker(`ws://127.0.0.1:${port}`)).close(); return false } catch { return true }
+    }
+    await waitFor(refused, 400, 'new connections refused while the call runs', 20)
     await assert.rejects(rawWorker(`ws://127.0.0.1:${port}`), 'a new connection was accepted while shutting down')
     const r = await pending
     assert.deepEqual(r.result, { done: true }, JSON.stringify(r))

@@ -132,7 +132,7 @@ describe('two engines sharing one NATS JetStream log', () => {
     }
   })
 
-  it('2. 300 stream::set through B: each readable on A at once, listed on A, and a stream trigger on A hears all 300 in order', async () => {
+  it('2a. 300 stream::set through B: each readable on A at once, listed on A, and a stream trigger on A hears all 300 in order', async () => {
     const S = uid('xs')
     const N = 300
     const heard = []
@@ -173,7 +173,7 @@ describe('two engines sharing one NATS JetStream log', () => {
     assert.deepEqual(items.map((x) => x.item), Array.from({ length: 10 }, (_, i) => item(i)), 'the state after the tenth write')
   })
 
-  it('2. a stream-port subscriber on A receives the events of writes made through B', async () => {
+  it('2b. a stream-port subscriber on A receives the events of writes made through B', async () => {
     const S = uid('xport')
     const c = await rawClient(A.streamUrl)
     try {
@@ -203,7 +203,7 @@ describe('two engines sharing one NATS JetStream log', () => {
     }
   })
 
-  it('3. 200 concurrent increments of one item through both engines form one chain and agree', async () => {
+  it('3a. 200 concurrent increments of one item through both engines form one chain and agree', async () => {
     const S = uid('xinc')
     const key = { stream_name: S, group_id: 'g', item_id: 'counter' }
     const M = 100
@@ -236,7 +236,7 @@ describe('two engines sharing one NATS JetStream log', () => {
     assert.deepEqual(await call(wb, 'stream::get', key), { n: total }, 'final value on B')
   })
 
-  it('3. 200 concurrent stream::set of one item through both engines: old_value/new_value form one chain', async () => {
+  it('3b. 200 concurrent stream::set of one item through both engines: old_value/new_value form one chain', async () => {
     const S = uid('xset')
     const key = { stream_name: S, group_id: 'g', item_id: 'one' }
     const writes = []
@@ -290,8 +290,8 @@ describe('4. SIGKILL of an engine with writes in flight', () => {
     const child = spawnChild({ mode: 'writer', url: A.workerUrl, stream: S, group: 'g', prefix: 'a', concurrency: 16 })
     await child.waitLine(/^STARTED$/)
     await waitFor(() => child.lines.filter((l) => l.startsWith('ACK ')).length >= 250, 20000, '250 acknowledged writes through A')
+    const killedAt = Date.now() // before the kill: waiting for the exit must not eat the margin below
     await A.kill()
-    const killedAt = Date.now()
     await Promise.race([child.exited, sleep(5000)])
     await child.kill()
     const errs = child.lines.filter((l) => l.startsWith('ERR '))
@@ -402,7 +402,7 @@ describe('5. a three-server JetStream cluster (replicas: 3) losing a server', ()
   async function streamDetail(name) {
     for (const s of cluster.servers.filter((x) => x.running)) {
       try {
-        const j = await (await fetch(`http://127.0.0.1:${s.httpPort}/jsz?accounts=true&streams=true&config=true`, { signal: AbortSignal.timeout(2000) })).json()
+        const j = await s.monitor('/jsz?accounts=true&streams=true&config=true')
         for (const a of j.account_details ?? []) {
           for (const st of a.stream_detail ?? []) if (st.name === name && st.cluster?.leader) return st
         }
@@ -416,7 +416,7 @@ describe('5. a three-server JetStream cluster (replicas: 3) losing a server', ()
   async function serverOf(name) {
     for (const s of cluster.servers.filter((x) => x.running)) {
       try {
-        const c = await (await fetch(`http://127.0.0.1:${s.httpPort}/connz?limit=1000`, { signal: AbortSignal.timeout(2000) })).json()
+        const c = await s.monitor('/connz?limit=1000')
         if ((c.connections ?? []).some((x) => x.name === name)) return s
       } catch {}
     }
@@ -520,7 +520,7 @@ describe('6. start-up errors', () => {
   }
 
   it('nats_url pointing to a closed port: exits non-zero at once, naming the URL', async () => {
-    const url = `nats://127.0.0.1:${await freePort()}`
+    const url = 'nats://127.0.0.1:1' // nothing listens there; a "free" port could be taken meanwhile
     const r = await runWith(url, 'closed')
     assert.notEqual(r.code, 0, `exit code ${r.code}:\n${r.out}`)
     assert.equal(r.signal, null)

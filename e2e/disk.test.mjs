@@ -3,38 +3,28 @@
 // acknowledge what is not on disk, and come back with every acknowledged write after a restart.
 import { it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { III_BIN, freePort, rawWorker, startEngine, toYaml, waitFor } from './lib/engine.mjs'
+import { rawWorker, startEngine } from './lib/engine.mjs'
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'iii-disk-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
 it('a full disk: writes are refused with the reason, reads go on, nothing acknowledged is lost', async () => {
-  const port = await freePort()
-  const streamPort = await freePort()
   const dataDir = path.join(dir, 'data')
-  const config = {
+  const config = (ctx) => ({
     workers: [
-      { name: 'iii-worker-manager', config: { host: '127.0.0.1', port } },
-      { name: 'iii-stream', config: { host: '127.0.0.1', port: streamPort, adapter: { name: 'kv', config: { store_method: 'file_based', file_path: path.join(dataDir, 'log') } } } },
+      { name: 'iii-worker-manager', config: { host: '127.0.0.1', port: ctx.workerPort } },
+      { name: 'iii-stream', config: { host: '127.0.0.1', port: ctx.streamPort, adapter: { name: 'kv', config: { store_method: 'file_based', file_path: path.join(dataDir, 'log') } } } },
     ],
     engine: { sync: 'always' },
-  }
-  const configFile = path.join(dir, 'config.yaml')
-  writeFileSync(configFile, toYaml(config))
-  // ulimit -f (512-byte blocks in dash): files may not grow past 2 MiB.
-  const p = spawn('sh', ['-c', `ulimit -f 4096; exec "${III_BIN}" --config "${configFile}" --data-dir "${dataDir}"`], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  p.stdout.on('data', (c) => { out += c })
-  p.stderr.on('data', (c) => { out += c })
-  const exited = new Promise((r) => p.once('exit', (code, signal) => r({ code, signal })))
+  })
+  // Files may not grow past 2 MiB (4096 blocks of 512 bytes).
+  const full = await startEngine({ dataDir, config, maxFileBlocks: 4096 })
   const acked = []
   try {
-    await waitFor(() => /msg=ready/.test(out), 10000, 'the engine to start')
-    const w = await rawWorker(`ws://127.0.0.1:${port}`)
+    const w = await rawWorker(full.workerUrl)
     const value = { pad: 'x'.repeat(8000) }
     let refusal
     for (let i = 0; i < 1000 && !refusal; i++) {
@@ -54,14 +44,11 @@ it('a full disk: writes are refused with the reason, reads go on, nothing acknow
     assert.equal(read.result.i, acked.at(-1))
     w.close()
   } finally {
-    p.kill('SIGKILL')
-    await exited
+    await full.kill()
+    await full.cleanup()
   }
   // Restart without the limit: every acknowledged write is there, the refused ones are not.
-  const engine = await startEngine({ dataDir, config: (ctx) => ({ ...config, workers: [
-    { name: 'iii-worker-manager', config: { host: '127.0.0.1', port: ctx.workerPort } },
-    { name: 'iii-stream', config: { host: '127.0.0.1', port: ctx.streamPort, adapter: { name: 'kv', config: { store_method: 'file_based', file_path: path.join(dataDir, 'log') } } } },
-  ] }) })
+  const engine = await startEngine({ dataDir, config })
   try {
     const w = await rawWorker(engine.workerUrl)
     const list = await w.call('stream::list', { stream_name: 's', group_id: 'g' })

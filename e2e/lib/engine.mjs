@@ -21,17 +21,13 @@ const live = new Set()
 
 // The SDKs log every failed reconnect attempt (and their telemetry socket's comings and goings)
 // on the console; the suites stop and restart engines on purpose, so those lines are expected.
-// They are counted instead of printed; E2E_VERBOSE=1 prints them. Children spawned by spawnChild
-// keep every line: their stdout is what the tests read.
+// They are dropped; E2E_VERBOSE=1 prints them. Children spawned by spawnChild keep every line:
+// their stdout is what the tests read.
 const sdkNoise = /^\[(iii|OTel)\] (WebSocket error|Reconnecting|Disconnected|Connected|Connection closed|Successfully reconnected)/
-export const quieted = { count: 0 }
 for (const name of ['error', 'log', 'warn']) {
   const original = console[name].bind(console)
   console[name] = (...args) => {
-    if (!process.env.E2E_VERBOSE && !process.env.E2E_CHILD && typeof args[0] === 'string' && sdkNoise.test(args[0])) {
-      quieted.count++
-      return
-    }
+    if (!process.env.E2E_VERBOSE && !process.env.E2E_CHILD && typeof args[0] === 'string' && sdkNoise.test(args[0])) return
     original(...args)
   }
 }
@@ -107,7 +103,8 @@ export function defaultConfig({ workerPort, streamPort, dataDir }, engine = {}) 
   }
 }
 
-function canConnect(port) {
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function canConnect(port) {
   return new Promise((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1' })
     s.once('connect', () => { s.destroy(); resolve(true) })
@@ -116,10 +113,41 @@ function canConnect(port) {
 }
 
 /**
+ * Spawn a server process for a test: its output is appended to logFile, kept in memory (the last
+ * few MB) for error messages, and echoed to stderr when process.env[echoEnv] is set; it is killed
+ * if the test process exits. An exit nobody announced with expectExit() is reported on stderr
+ * with the end of the output. Returns {proc, exited, output(), expectExit()}.
+ */
+export function spawnLogged(bin, args, { cwd, env = process.env, logFile, label, echoEnv }) {
+  let out = ''
+  let expected = false
+  const proc = spawn(bin, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  live.add(proc)
+  const onData = (chunk) => {
+    const s = chunk.toString()
+    out += s
+    if (out.length > 4_000_000) out = out.slice(-2_000_000)
+    try { appendFileSync(logFile, s) } catch {} // the dir may be gone after cleanup()
+    if (process.env[echoEnv]) process.stderr.write(`[${label}] ${s}`)
+  }
+  proc.stdout.on('data', onData)
+  proc.stderr.on('data', onData)
+  const exited = new Promise((resolve) => {
+    proc.once('exit', (code, signal) => {
+      live.delete(proc)
+      if (!expected) process.stderr.write(`[e2e] ${label} exited unexpectedly code=${code} signal=${signal}; log: ${logFile}\n${out.slice(-3000)}\n`)
+      resolve({ code, signal })
+    })
+  })
+  return { proc, exited, output: () => out, expectExit() { expected = true } }
+}
+
+/**
  * Start bin/iii.
  * opts.engine: extra keys merged into the `engine:` section of the default config.
  * opts.config: object (full config, replaces the default) or function(ctx) -> object|string.
  * opts.dataDir: data directory (default: a fresh temp dir). opts.env: extra environment.
+ * opts.maxFileBlocks: run it under `ulimit -f` (512-byte blocks): no file grows past that.
  */
 export async function startEngine(opts = {}) {
   if (!existsSync(III_BIN)) {
@@ -139,55 +167,30 @@ export async function startEngine(opts = {}) {
   writeFileSync(configFile, configText)
   const logFile = path.join(dir, 'engine.log')
 
-  let proc
-  let out = ''
-  let exited
-  let stopping = false
+  let child
 
   async function spawnOnce() {
-    out = ''
-    stopping = false
     appendFileSync(logFile, `--- start ${new Date().toISOString()}\n`)
-    proc = spawn(III_BIN, ['--config', configFile, '--data-dir', dataDir], {
-      cwd: dir,
-      env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    live.add(proc)
-    const onData = (chunk) => {
-      const s = chunk.toString()
-      out += s
-      if (out.length > 4_000_000) out = out.slice(-2_000_000)
-      appendFileSync(logFile, s)
-      if (process.env.E2E_ENGINE_LOGS) process.stderr.write(`[iii] ${s}`)
-    }
-    proc.stdout.on('data', onData)
-    proc.stderr.on('data', onData)
-    const p = proc
-    exited = new Promise((resolve) => {
-      p.once('exit', (code, signal) => {
-        live.delete(p)
-        if (!stopping) {
-          process.stderr.write(`[e2e] engine exited unexpectedly code=${code} signal=${signal}; log: ${logFile}\n${out.slice(-3000)}\n`)
-        }
-        resolve({ code, signal })
-      })
-    })
+    let [bin, args] = [III_BIN, ['--config', configFile, '--data-dir', dataDir]]
+    // ulimit -f counts 512-byte blocks (dash); "$0" "$@" passes the command unquoted-safe.
+    if (opts.maxFileBlocks) [bin, args] = ['sh', ['-c', `ulimit -f ${opts.maxFileBlocks}; exec "$0" "$@"`, bin, ...args]]
+    child = spawnLogged(bin, args, { cwd: dir, env: { ...process.env, ...opts.env }, logFile, label: 'engine', echoEnv: 'E2E_ENGINE_LOGS' })
+    const { exited, output: out } = child
     const deadline = Date.now() + 20000
     let done = false
-    const exitEarly = exited.then((r) => { if (!done) throw new Error(`engine exited before ready (code=${r.code} signal=${r.signal}):\n${out.slice(-4000)}`) })
+    const exitEarly = exited.then((r) => { if (!done) throw new Error(`engine exited before ready (code=${r.code} signal=${r.signal}):\n${out().slice(-4000)}`) })
     exitEarly.catch(() => {})
     const ready = (async () => {
       while (Date.now() < deadline) {
-        if (/msg=ready|"msg":"ready"/.test(out)) return
+        if (/msg=ready|"msg":"ready"/.test(out())) return
         if (await canConnect(workerPort) && await canConnect(streamPort)) {
           // Ports bound; give the ready line a moment, then go on anyway.
-          for (let i = 0; i < 10 && !/msg=ready|"msg":"ready"/.test(out); i++) await sleep(20)
+          for (let i = 0; i < 10 && !/msg=ready|"msg":"ready"/.test(out()); i++) await sleep(20)
           return
         }
         await sleep(25)
       }
-      throw new Error(`engine not ready after 20 s:\n${out.slice(-4000)}`)
+      throw new Error(`engine not ready after 20 s:\n${out().slice(-4000)}`)
     })()
     try {
       await Promise.race([ready, exitEarly])
@@ -207,13 +210,14 @@ export async function startEngine(opts = {}) {
     dir,
     configFile,
     logFile,
-    get pid() { return proc.pid },
-    get exited() { return exited },
-    logs: () => out,
+    get pid() { return child.proc.pid },
+    get exited() { return child.exited },
+    logs: () => child.output(),
     /** Send `signal`, wait for exit (SIGKILL after 10 s). */
     async stop(signal = 'SIGTERM') {
+      const { proc, exited } = child
       if (proc.exitCode !== null || proc.signalCode !== null) return exited
-      stopping = true
+      child.expectExit()
       return stopProcess(proc, exited, signal)
     },
     kill() { return engine.stop('SIGKILL') },

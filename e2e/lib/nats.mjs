@@ -1,22 +1,13 @@
 // Real nats-server processes for the cluster tests: bin/nats-server, built from the module in
 // go.mod (go build -o bin/nats-server github.com/nats-io/nats-server/v2), on free ports, each
 // with its own temp store dir.
-import { spawn } from 'node:child_process'
 import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { REPO_DIR, freePort, sleep, stopProcess } from './engine.mjs'
+import { REPO_DIR, canConnect, freePort, sleep, spawnLogged, stopProcess, waitFor } from './engine.mjs'
 
 // E2E_NATS_BIN points the suite at another nats-server binary.
 export const NATS_BIN = process.env.E2E_NATS_BIN ?? path.join(REPO_DIR, 'bin', 'nats-server')
-
-const live = new Set()
-process.on('exit', () => {
-  for (const p of live) {
-    try { p.kill('SIGKILL') } catch {}
-  }
-})
 
 /**
  * n distinct free ports from the harness's freePort(). It closes its listener before it returns,
@@ -26,14 +17,6 @@ export async function freePorts(n) {
   const ports = new Set()
   while (ports.size < n) ports.add(await freePort())
   return [...ports]
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' })
-    s.once('connect', () => { s.destroy(); resolve(true) })
-    s.once('error', () => resolve(false))
-  })
 }
 
 /** GET http://127.0.0.1:port/path -> {status, body} (body parsed as JSON when it is). */
@@ -53,8 +36,8 @@ async function httpGet(port, p) {
  * opts.serverName: --server_name.
  * Resolves once the client port accepts connections (and, with JetStream, /healthz is ok
  * when opts.waitHealthy is not false).
- * Returns {port, url, httpPort, clusterPort, storeDir, pid, logs(), stop(), kill(), restart(),
- * cleanup(), healthz()}.
+ * Returns {port, url, httpPort, clusterPort, storeDir, pid, logs(), stop(), kill(), cleanup(),
+ * healthz(), monitor(path)}.
  */
 export async function startNats(opts = {}) {
   if (!existsSync(NATS_BIN)) {
@@ -64,9 +47,9 @@ export async function startNats(opts = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'iii-e2e-nats-'))
   const storeDir = path.join(dir, 'store')
   const logFile = path.join(dir, 'nats.log')
-  const [p1, p2] = await freePorts(2)
-  const port = opts.port ?? p1
-  const httpPort = opts.httpPort ?? p2
+  const free = opts.port && opts.httpPort ? [] : await freePorts(2)
+  const port = opts.port ?? free[0]
+  const httpPort = opts.httpPort ?? free[1]
   const args = ['-a', '127.0.0.1', '-p', String(port), '-m', String(httpPort)]
   if (jetstream) args.push('-js', '-sd', storeDir)
   if (opts.serverName) args.push('--server_name', opts.serverName)
@@ -75,43 +58,21 @@ export async function startNats(opts = {}) {
     if (opts.cluster.routes?.length) args.push('--routes', opts.cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','))
   }
 
-  let proc
-  let out = ''
-  let exited
-  let stopping = false
+  let child
 
-  async function spawnOnce({ waitHealthy = opts.waitHealthy ?? true } = {}) {
-    out = ''
-    stopping = false
+  async function launch() {
     appendFileSync(logFile, `--- start ${new Date().toISOString()} ${NATS_BIN} ${args.join(' ')}\n`)
-    proc = spawn(NATS_BIN, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-    live.add(proc)
-    const onData = (chunk) => {
-      const s = chunk.toString()
-      out += s
-      if (out.length > 2_000_000) out = out.slice(-1_000_000)
-      try { appendFileSync(logFile, s) } catch {} // the dir may be gone after cleanup()
-      if (process.env.E2E_NATS_LOGS) process.stderr.write(`[nats ${port}] ${s}`)
-    }
-    proc.stdout.on('data', onData)
-    proc.stderr.on('data', onData)
-    const p = proc
-    exited = new Promise((resolve) => {
-      p.once('exit', (code, signal) => {
-        live.delete(p)
-        if (!stopping) process.stderr.write(`[e2e] nats-server on ${port} exited unexpectedly code=${code} signal=${signal}; log: ${logFile}\n${out.slice(-2000)}\n`)
-        resolve({ code, signal })
-      })
-    })
+    child = spawnLogged(NATS_BIN, args, { cwd: dir, logFile, label: `nats-server on ${port}`, echoEnv: 'E2E_NATS_LOGS' })
+    const { exited, output: out } = child
     const deadline = Date.now() + 20000
     let gone
     exited.then((r) => { gone = r })
     while (!(await canConnect(port))) {
-      if (gone) throw new Error(`nats-server exited before it accepted connections (code=${gone.code} signal=${gone.signal}):\n${out.slice(-3000)}`)
-      if (Date.now() > deadline) throw new Error(`nats-server not accepting connections on ${port} after 20 s:\n${out.slice(-3000)}`)
+      if (gone) throw new Error(`nats-server exited before it accepted connections (code=${gone.code} signal=${gone.signal}):\n${out().slice(-3000)}`)
+      if (Date.now() > deadline) throw new Error(`nats-server not accepting connections on ${port} after 20 s:\n${out().slice(-3000)}`)
       await sleep(25)
     }
-    if (jetstream && waitHealthy) await server.waitHealthy(deadline - Date.now())
+    if (jetstream && (opts.waitHealthy ?? true)) await server.waitHealthy(deadline - Date.now())
   }
 
   const server = {
@@ -123,55 +84,37 @@ export async function startNats(opts = {}) {
     dir,
     storeDir,
     logFile,
-    get pid() { return proc.pid },
-    get exited() { return exited },
-    get running() { return proc.exitCode === null && proc.signalCode === null },
-    logs: () => out,
+    get pid() { return child.proc.pid },
+    get exited() { return child.exited },
+    get running() { return child.proc.exitCode === null && child.proc.signalCode === null },
+    logs: () => child.output(),
     /** The /healthz answer ({status, body}). */
     healthz: () => httpGet(httpPort, '/healthz'),
-    /** The /jsz answer body. */
-    jsz: async () => (await httpGet(httpPort, '/jsz')).body,
+    /** The body of a monitoring endpoint's answer, e.g. monitor('/connz?limit=1000'). */
+    monitor: async (p) => (await httpGet(httpPort, p)).body,
     /** Wait until /healthz answers 200 (JetStream up; in a cluster, in contact with a meta leader). */
-    async waitHealthy(timeoutMs = 20000) {
-      const deadline = Date.now() + timeoutMs
-      let last
-      for (;;) {
-        try {
-          last = await server.healthz()
-          if (last.status === 200) return
-        } catch (e) {
-          last = e
-        }
-        if (Date.now() > deadline) throw new Error(`nats-server ${port} not healthy after ${timeoutMs} ms: ${JSON.stringify(last?.body ?? String(last))}`)
-        await sleep(100)
-      }
-    },
+    waitHealthy: (timeoutMs = 20000) =>
+      waitFor(async () => (await server.healthz()).status === 200, timeoutMs, `nats-server ${port} healthy`, 100),
     /** Send `signal`, wait for exit (SIGKILL after 10 s). */
     async stop(signal = 'SIGTERM') {
-      if (!server.running) return exited
-      stopping = true
-      return stopProcess(proc, exited, signal)
+      if (!server.running) return child.exited
+      child.expectExit()
+      return stopProcess(child.proc, child.exited, signal)
     },
     kill() { return server.stop('SIGKILL') },
-    /** Start again with the same ports and store dir. */
-    async restart(o) {
-      await server.stop()
-      await spawnOnce(o)
-      return server
-    },
     async cleanup() {
       await server.stop()
       if (!process.env.E2E_KEEP) rmSync(dir, { recursive: true, force: true })
     },
   }
-  await spawnOnce()
+  await launch()
   return server
 }
 
 /**
  * Start a JetStream cluster of `size` servers (default 3) routed to each other. Resolves once
  * every server is healthy (a meta leader is elected). Returns {servers, urls (comma-separated
- * client URLs), stop(), cleanup()}.
+ * client URLs), cleanup()}.
  */
 export async function startNatsCluster(size = 3, { name = `iii-e2e-${process.pid}` } = {}) {
   // Every port of every server up front, all distinct: client, monitoring and route ports.
@@ -190,7 +133,6 @@ export async function startNatsCluster(size = 3, { name = `iii-e2e-${process.pid
   const cluster = {
     servers,
     get urls() { return servers.map((s) => s.url).join(',') },
-    async stop() { await Promise.all(servers.map((s) => s.stop())) },
     async cleanup() { await Promise.all(servers.map((s) => s.cleanup())) },
   }
   if (failed) {
