@@ -2,7 +2,6 @@ package wire
 
 import (
 	"encoding/json"
-	"slices"
 
 	"github.com/iii-go/iii/internal/jsontext"
 )
@@ -88,7 +87,9 @@ type Result struct {
 // once, to the frame's size when its strings need no escaping.
 func AppendInvocationResult(dst []byte, r *Result) []byte {
 	// The fixed text of every field is 112 bytes; the rest spares escapes.
-	dst = slices.Grow(dst, 128+len(r.InvocationID)+len(r.FunctionID)+len(r.Result)+len(r.Error)+len(r.Traceparent)+len(r.Baggage))
+	if need := 128 + len(r.InvocationID) + len(r.FunctionID) + len(r.Result) + len(r.Error) + len(r.Traceparent) + len(r.Baggage); cap(dst)-len(dst) < need {
+		dst = append(make([]byte, 0, len(dst)+need), dst...)
+	}
 	dst = append(dst, `{"type":"invocationresult"`...)
 	dst = appendStringField(dst, "invocation_id", r.InvocationID)
 	dst = appendStringField(dst, "function_id", r.FunctionID)
