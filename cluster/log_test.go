@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iii-go/iii/internal/natstest"
+	"github.com/iii-go/iii/internal/wait"
 	"github.com/iii-go/iii/log"
 )
 
@@ -249,13 +250,7 @@ func TestRetriedPublishIsAppliedOnce(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10 s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, what, cond)
 }
 
 func TestReaderReadsTheClusterLog(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/iii-go/iii/engine/config"
+	"github.com/iii-go/iii/internal/wait"
 	"github.com/iii-go/iii/wire"
 )
 
@@ -229,13 +230,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // eventuallyWithin polls cond for up to d.
 func eventuallyWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, d, what, cond)
 }
 
 // counter counts calls, safely across handler goroutines.

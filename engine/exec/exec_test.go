@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iii-go/iii/internal/wait"
 )
 
 // syncBuf is a goroutine-safe buffer standing in for the engine's output.
@@ -65,13 +67,7 @@ func (h *harness) stop(t *testing.T) {
 // waitFor polls cond; the machine is shared and slow, so the limit is generous.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, 15*time.Second, what, cond)
 }
 
 // gone reports whether pid has exited (a zombie counts: it can no longer run).
