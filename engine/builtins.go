@@ -168,7 +168,6 @@ func (e *Engine) fnWorkersRegister(c *builtinCall) callOutcome {
 		json.Unmarshal(probe["name"], &name)
 		e.logger.Info("worker registered", "worker_id", c.caller.id, "name", name, "remote", c.caller.ip)
 	}
-	e.fan.workersChanged("worker_metadata_updated", c.caller.id)
 	return resultOf(json.RawMessage(`{"success":true}`))
 }
 

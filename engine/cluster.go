@@ -453,20 +453,6 @@ func (e *Engine) firesHere(worker string) bool {
 // of that node's workers and functions.
 func (e *Engine) forwardRemote(rec *log.Record, ch projections.RegistryChange) {
 	switch rec.Kind {
-	case log.KindWorkerConnected:
-		e.fan.workersChanged("worker_connected", rec.Worker)
-	case log.KindWorkerDisconnected:
-		e.fan.workersChanged("worker_disconnected", rec.Worker)
-	case log.KindWorkerUpdated:
-		e.fan.workersChanged("worker_metadata_updated", rec.Worker)
-	case log.KindEngineStarted, log.KindNodeLost:
-		for _, w := range ch.Workers {
-			e.fan.workersChanged("worker_disconnected", w)
-		}
-	case log.KindFunctionRegistered, log.KindFunctionUnregistered:
-		e.fan.functionsChanged()
-	}
-	switch rec.Kind {
 	case log.KindTriggerRegistered:
 		if p := e.provider(rec.TriggerType); p != nil {
 			p.send(wire.AppendRegisterTrigger(nil, rec.Trigger, rec.TriggerType, rec.Function, rec.Value, rec.Meta))

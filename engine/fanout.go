@@ -96,6 +96,7 @@ func (f *fanout) deliver(rec *log.Record, res projections.Change) {
 			h.dirty.Store(true) // routes are http triggers
 		}
 	}
+	f.registryEvents(rec, res.Registry)
 	if n := f.e.node; n != nil {
 		n.applied(rec)
 		if rec.Node != n.name {
@@ -366,6 +367,30 @@ func (f *fanout) workersChanged(event, workerID string) {
 		b, _ := json.Marshal(map[string]string{"event": event, "worker_id": workerID})
 		return b
 	})
+}
+
+// registryEvents fires engine::workers-available and
+// engine::functions-available triggers for a record of workers or
+// functions, whichever session or cluster node wrote it.
+func (f *fanout) registryEvents(rec *log.Record, ch projections.RegistryChange) {
+	switch rec.Kind {
+	case log.KindWorkerConnected:
+		f.workersChanged("worker_connected", rec.Worker)
+	case log.KindWorkerUpdated:
+		if ch.Existed {
+			f.workersChanged("worker_metadata_updated", rec.Worker)
+		}
+	case log.KindWorkerDisconnected:
+		if ch.Existed {
+			f.workersChanged("worker_disconnected", rec.Worker)
+		}
+	case log.KindEngineStarted, log.KindNodeLost: // a cluster node's connections
+		for _, w := range ch.Workers {
+			f.workersChanged("worker_disconnected", w)
+		}
+	case log.KindFunctionRegistered, log.KindFunctionUnregistered:
+		f.functionsChanged()
+	}
 }
 
 // functionsChanged fires engine::functions-available triggers.

@@ -149,7 +149,6 @@ func (s *session) registerFunction(m *wire.Message) {
 		if s.grants != nil {
 			s.held.add("f:" + full)
 		}
-		e.fan.functionsChanged()
 	}
 }
 
@@ -172,7 +171,6 @@ func (s *session) unregisterFunction(m *wire.Message) {
 	}
 	if _, ok := s.append(&log.Record{Kind: log.KindFunctionUnregistered, Worker: s.id, Function: full}); ok {
 		s.held.remove("f:" + full)
-		e.fan.functionsChanged()
 	}
 }
 

@@ -83,7 +83,6 @@ func (l *listener) Open(c *wire.Conn) {
 	// Connections are churn (every `iii trigger` is one); a worker that
 	// reports its name is logged at info when it does (builtins.go).
 	e.logger.Debug("worker connected", "worker_id", s.id, "remote", s.ip, "listener", l.cfg.Port)
-	e.fan.workersChanged("worker_connected", s.id)
 }
 
 // Message decodes and applies one frame.
@@ -144,7 +143,6 @@ func (s *session) retire(why string) {
 		level = slog.LevelInfo
 	}
 	e.logger.Log(context.Background(), level, "worker "+why, "worker_id", s.id, "remote", s.ip)
-	e.fan.workersChanged("worker_disconnected", s.id)
 }
 
 // send queues one frame; a connection that cannot take it is already being
