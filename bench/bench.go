@@ -1,6 +1,7 @@
 // Package bench measures the engine's throughput against raw baselines run
 // in the same process, with the same client, in the same run: a bare gws
-// relay and broadcast server, raw tidwall/wal, and an embedded NATS server.
+// relay and broadcast server, raw segment writes and reads, and an embedded
+// NATS server.
 // Machines are noisy, so every figure is reported next to its baseline and
 // judged by the ratio, never in absolute terms.
 //
@@ -118,7 +119,7 @@ func (r Row) Ratio() float64 {
 type Summary struct {
 	InvokeRatio  float64 // invoke calls/s, 64 in flight on 8 connections: engine ÷ relay
 	SetRatio     float64 // stream::set/s, 64 in flight on 8 connections: engine ÷ relay (echo worker)
-	StoreRatio   float64 // durable appends/s, 64 appenders: log ÷ raw tidwall/wal
+	StoreRatio   float64 // durable appends/s, 64 appenders: log ÷ raw segment writes
 	FanoutRatio  float64 // deliveries/s at the largest fan-out: engine ÷ gws broadcast
 	ReplayRate   float64 // records/s log.Scan reads
 	VsNATSInvoke float64 // invoke calls/s, 64 in flight on 8 connections: engine ÷ NATS request/reply

@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,14 +12,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tidwall/wal"
-
+	"github.com/iii-go/iii/internal/disk"
 	iiilog "github.com/iii-go/iii/log"
 )
 
 // The log alone: durable appends through the sequencer (group commit under
-// sync always) against raw tidwall/wal writing the same frames, one fsync
-// per batch of as many frames as there are appenders.
+// sync always) against the same entries written the way the segment store
+// writes them, one write and one fdatasync into preallocated space per
+// batch of as many entries as there are appenders.
 
 // nopState applies nothing, so the store scenario measures the log alone.
 type nopState struct{}
@@ -70,22 +72,14 @@ func appendLoad(l *iiilog.Log, n int, d time.Duration) (float64, error) {
 	return float64(count.Load()) / time.Since(t0).Seconds(), nil
 }
 
-// rawWAL writes pre-encoded frames to tidwall/wal: batches of batch frames,
-// one fsync each. It returns records/s.
-func rawWAL(w *wal.Log, next *uint64, frame []byte, batch int, d time.Duration) (float64, error) {
-	var b wal.Batch
+// rawWAL writes batches of batch pre-encoded segment entries with a, one
+// write and one fdatasync each. It returns records/s.
+func rawWAL(a *disk.Appender, entry []byte, batch int, d time.Duration) (float64, error) {
+	buf := bytes.Repeat(entry, batch)
 	count := 0
 	t0 := time.Now()
 	for time.Since(t0) < d {
-		b.Clear()
-		for range batch {
-			*next++
-			b.Write(*next, frame)
-		}
-		if err := w.WriteBatch(&b); err != nil {
-			return 0, err
-		}
-		if err := w.Sync(); err != nil {
+		if err := a.Append(buf); err != nil {
 			return 0, err
 		}
 		count += batch
@@ -114,16 +108,16 @@ func (r *runner) store() error {
 		return err
 	}
 	defer done()
-	w, err := wal.Open(filepath.Join(dir, "raw"), &wal.Options{NoSync: true, LogFormat: wal.Binary})
+	a, err := disk.NewAppender(filepath.Join(dir, "raw"), iiilog.DefaultSegmentSize)
 	if err != nil {
 		return err
 	}
-	defer w.Close()
+	defer a.Close()
 	frame, err := iiilog.EncodeRecord(nil, storeRecord("item-1"))
 	if err != nil {
 		return err
 	}
-	var next uint64
+	entry := append(binary.AppendUvarint(nil, uint64(len(frame))), frame...)
 	for _, n := range []int{1, inFlight} {
 		r.progress("store %d appenders", n)
 		var ours, base float64
@@ -133,7 +127,7 @@ func (r *runner) store() error {
 			if err != nil {
 				return fmt.Errorf("log append: %w", err)
 			}
-			b, err := rawWAL(w, &next, frame, n, half)
+			b, err := rawWAL(a, entry, n, half)
 			if err != nil {
 				return fmt.Errorf("raw wal: %w", err)
 			}

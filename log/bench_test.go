@@ -1,12 +1,16 @@
 package log
 
 import (
+	"bytes"
+	"encoding/binary"
 	"io"
+	"path/filepath"
 	"runtime"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/tidwall/wal"
+
+	"github.com/iii-go/iii/internal/disk"
 )
 
 // benchAppenders is the number of goroutines appending at once in the
@@ -67,30 +71,24 @@ func BenchmarkAppendAlways(b *testing.B) { benchAppend(b, SyncAlways) }
 // BenchmarkAppendNever measures the sequencer without fsync.
 func BenchmarkAppendNever(b *testing.B) { benchAppend(b, SyncNever) }
 
-// BenchmarkRawWAL is the raw limit for BenchmarkAppendAlways: tidwall/wal
-// WriteBatch of benchAppenders pre-encoded frames plus one fsync per batch,
-// with no sequencer, encoding or Apply. ns/op is per record.
+// BenchmarkRawWAL is the raw limit for BenchmarkAppendAlways: batches of
+// benchAppenders pre-encoded entries, each batch one write and one
+// fdatasync into preallocated space, with no sequencer, encoding or Apply.
+// ns/op is per record.
 func BenchmarkRawWAL(b *testing.B) {
-	w, err := wal.Open(b.TempDir(), &wal.Options{NoSync: true, LogFormat: wal.Binary, AllowEmpty: true})
+	a, err := disk.NewAppender(filepath.Join(b.TempDir(), "raw"), DefaultSegmentSize)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer w.Close()
+	defer a.Close()
 	frame, _ := EncodeRecord(nil, benchRecord())
-	var batch wal.Batch
-	index := uint64(1)
+	entry := append(binary.AppendUvarint(nil, uint64(len(frame))), frame...)
+	batch := bytes.Repeat(entry, benchAppenders)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
 		n := min(benchAppenders, b.N-done)
-		for i := 0; i < n; i++ {
-			batch.Write(index, frame)
-			index++
-		}
-		if err := w.WriteBatch(&batch); err != nil {
-			b.Fatal(err)
-		}
-		if err := w.Sync(); err != nil {
+		if err := a.Append(batch[:n*len(entry)]); err != nil {
 			b.Fatal(err)
 		}
 		done += n

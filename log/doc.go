@@ -12,7 +12,8 @@
 //
 //	LOCK                                 flock(2)-held by the one Log that has the directory open; holds its pid
 //	wal/<first index, 20 digits>         segment files
-//	wal/<first index, 20 digits>.START   a segment being rewritten by a front truncation
+//	wal/next.spare                       the next segment, prepared ahead: zeros, fsynced
+//	wal/<first index, 20 digits>.START   left by tidwall/wal (older logs): stands for the plain name
 //	snapshots/<index, 20 digits>.snap    snapshots; <index>.snap.tmp is an interrupted write
 //	corrupt-<index>-<unixnano>.bin       the bytes cut from a damaged tail, never read
 //
@@ -35,19 +36,25 @@
 //
 //	crc32c(payload) uint32 little-endian | payload = msgpack(Record)
 //
-// The checksum is CRC-32C (Castagnoli). Frames are stored in segment files by
-// github.com/tidwall/wal v1.2.1 in its binary format: each entry is
-// uvarint(len(frame)) followed by the frame, and a segment is named by the
-// index of its first entry. A segment is closed and the next started once it
-// reaches Options.SegmentSize (20 MiB by default).
+// The checksum is CRC-32C (Castagnoli). A segment holds entries back to
+// back, each uvarint(len(frame)) followed by the frame (the binary format of
+// github.com/tidwall/wal v1.2.1, which stored them before this package did),
+// and is named by the index of its first entry. No frame is empty: a zero
+// where a length belongs ends a segment. A batch is written into one
+// segment; the next batch starts a new one once the tail holds
+// Options.SegmentSize (20 MiB by default). New segments are spares prepared
+// in the background (zero-filled to the segment size and fsynced), so that
+// writing into them changes no metadata and fdatasync flushes data alone.
+// A finished segment is truncated to its last entry and fsynced before the
+// next is created, so only the tail ends in zeros.
 //
 // # Durability
 //
 // One sequencer goroutine assigns indexes and group-commits: requests that
 // queue during a write form the next batch, written with one write. Under
-// SyncAlways a syncer goroutine fsyncs the tail segment through a descriptor
-// of its own while the sequencer writes the next batches; one fsync covers
-// every batch written before it started. A record is applied to the
+// SyncAlways a syncer goroutine fdatasyncs the tail segment while the
+// sequencer writes the next batches; one sync covers every batch written
+// before it started. A record is applied to the
 // Projection, and its Append returns, only after its batch is durable under
 // the sync policy: fsynced for SyncAlways; written to the OS for SyncInterval
 // (fsynced every SyncInterval) and SyncNever. A failed write or fsync fails
@@ -70,14 +77,17 @@
 //
 // # Repair
 //
-// Only the tail can be torn: tidwall/wal fsyncs a segment before starting the
-// next. On Open the last segment is read frame by frame; from the first frame
-// that is truncated or fails its checksum, every byte to the end of the file
-// is copied to corrupt-<index>-<unixnano>.bin and fsynced, and only then is the
-// segment truncated to its last intact frame. A torn or corrupt tail is cut
-// and the bytes kept aside, never read as data and never dropped silently.
-// Damage anywhere before the tail is not a torn write: Open fails with
-// ErrCorrupt instead of guessing.
+// Only the tail can be torn: a segment is fsynced before the next is
+// started. On Open the last segment is read frame by frame to its end or to
+// a zero where a length belongs. Zeros alone after the last intact frame are
+// a spare's unused space and stay. Anything else — a frame truncated or
+// failing its checksum, or nonzero bytes after zeros (pages of an
+// unacknowledged batch that must not line up behind the next frames) — is
+// copied, up to the last nonzero byte, to corrupt-<index>-<unixnano>.bin and
+// fsynced, and only then is the segment truncated to its last intact frame.
+// A torn or corrupt tail is cut and the bytes kept aside, never read as data
+// and never dropped silently. Damage anywhere before the tail is not a torn
+// write: Open fails with ErrCorrupt instead of guessing.
 //
 // # Retention
 //

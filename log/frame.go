@@ -11,13 +11,13 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// A frame is one record as stored in a segment entry (tidwall/wal adds the
-// length prefix around it):
+// A frame is one record as stored in a segment entry (behind the entry's
+// length prefix):
 //
 //	crc32c(payload) uint32 little-endian | payload = msgpack(Record)
 //
-// The checksum is ours because tidwall/wal stores entries without one: it is
-// what tells a torn or bit-flipped tail apart from a record.
+// The checksum is what tells a torn or bit-flipped tail apart from a
+// record.
 const frameHeaderSize = 4
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

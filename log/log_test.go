@@ -6,13 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iii-go/iii/internal/wait"
 )
 
 // testState folds records into a key/value map and remembers what it saw.
@@ -332,7 +338,7 @@ func TestCloseDrainsQueue(t *testing.T) {
 func TestFailureRefusesAppends(t *testing.T) {
 	l := openTest(t, t.TempDir(), newTestState(), Options{})
 	appendN(t, l, 1, 2)
-	l.wal.w.Close() // make the next write fail underneath the log
+	l.wal.tail.Close() // make the next write fail underneath the log
 	for i := 0; i < 2; i++ {
 		if _, err := l.Append(testRecord(3)); !errors.Is(err, ErrFailed) {
 			t.Fatalf("Append %d after a failed write: %v, want ErrFailed", i, err)
@@ -401,10 +407,11 @@ func TestInMemoryRetention(t *testing.T) {
 
 // frameWriter writes batches of test records straight to a walStore.
 type frameWriter struct {
-	t    *testing.T
-	s    *walStore
-	enc  *recordEncoder
-	next uint64
+	t      *testing.T
+	s      *walStore
+	enc    *recordEncoder
+	next   uint64
+	closed bool
 }
 
 // openFrameWriter opens a walStore in a fresh directory with segments of
@@ -414,8 +421,22 @@ func openFrameWriter(t *testing.T, segSize int) *frameWriter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.close() })
-	return &frameWriter{t: t, s: s, enc: newRecordEncoder(), next: 1}
+	w := &frameWriter{t: t, s: s, enc: newRecordEncoder(), next: 1}
+	t.Cleanup(func() {
+		if !w.closed {
+			s.close()
+		}
+	})
+	return w
+}
+
+// close closes the store, failing the test on an error.
+func (w *frameWriter) close() {
+	w.t.Helper()
+	w.closed = true
+	if err := w.s.close(); err != nil {
+		w.t.Fatal(err)
+	}
 }
 
 // write writes one batch of n records.
@@ -433,61 +454,155 @@ func (w *frameWriter) write(n int) {
 	w.next += uint64(n)
 }
 
-func TestSegmentCycleMirror(t *testing.T) {
-	// The walStore predicts tidwall's segment cycles to know when to fsync
-	// the directory; check the prediction against the files tidwall makes.
-	w := openFrameWriter(t, 300)
+// waitSpare waits until s has a spare segment ready.
+func waitSpare(t *testing.T, s *walStore) {
+	t.Helper()
+	wait.For(t, 10*time.Second, "a spare segment", func() bool { return len(s.spares) == 1 })
+}
+
+// Segments cycle at the segment size; a finished segment is cut back to its
+// frames and a prepared one is used at its full size, zeros after the
+// frames.
+func TestSegmentsCycle(t *testing.T) {
+	const segSize = 2000
+	w := openFrameWriter(t, segSize)
 	s := w.s
-	for _, size := range []int{1, 1, 3, 1, 7, 2, 1, 1, 12, 1, 4, 1, 1, 1, 9} {
-		before, _ := segmentFiles(s.walDir)
-		cycles := s.cycles.Load()
-		w.write(size)
-		after, _ := segmentFiles(s.walDir)
-		if made, predicted := uint64(len(after)-len(before)), s.cycles.Load()-cycles; made != predicted {
-			t.Fatalf("batch of %d: tidwall made %d new segments, store predicted %d", size, made, predicted)
-		}
+	waitSpare(t, s)
+	var segs []segmentFile
+	for i := 0; len(segs) < 4; i++ {
+		w.write([]int{1, 3, 7, 2, 12, 1, 4, 9}[i%8])
 		if err := s.sync(); err != nil {
 			t.Fatal(err)
 		}
-		if tail := after[len(after)-1].path; s.tailPath != tail {
-			t.Fatalf("batch of %d: sync fsyncs %s, the tail is %s", size, s.tailPath, tail)
+		segs, _ = segmentFiles(s.walDir)
+	}
+	if segs[0].first != 1 {
+		t.Fatalf("first segment starts at %d", segs[0].first)
+	}
+	for i, seg := range segs[:len(segs)-1] {
+		if n, size := segmentFrames(t, seg.path); n == 0 || size < segSize {
+			t.Fatalf("finished segment %d: %d frames, %d bytes; want frames only, at least %d bytes", i, n, size, segSize)
 		}
+	}
+	var got []uint64
+	if err := s.read(1, w.next-1, func(i uint64, _ []byte) error { got = append(got, i); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, seq(1, w.next-1)) {
+		t.Fatalf("read back %v", got)
+	}
+
+	// The tail is the spare prepared while the earlier segments filled.
+	waitSpare(t, s)
+	for s.tailSize.Load() < segSize {
+		w.write(5)
+	}
+	w.write(1)
+	tail, _ := os.ReadFile(s.tailPath)
+	if len(tail) != segSize || tail[s.tailSize.Load()] != 0 || tail[len(tail)-1] != 0 {
+		t.Fatalf("tail from a spare: %d bytes, want %d ending in zeros", len(tail), segSize)
+	}
+	w.close()
+	if fi, _ := os.Stat(s.tailPath); fi.Size() != s.tailSize.Load() {
+		t.Fatalf("closed tail holds %d bytes, its frames %d", fi.Size(), s.tailSize.Load())
+	}
+	if _, err := os.Stat(filepath.Join(s.walDir, spareName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("close left the spare: %v", err)
 	}
 }
 
-// Compaction can cut into the tail segment, and tidwall then replaces the
-// tail file with a copy: sync must follow it to the new file, or it would
-// fsync a file nothing is written to any more.
-func TestSyncFollowsTheTailThroughCompaction(t *testing.T) {
+// A crash in a prepared segment leaves its frames followed by zeros: Open
+// reads that as a clean end, keeps the zeros to write into and warns about
+// nothing.
+func TestCrashInPreparedSegment(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 4096}
+	l := openTest(t, dir, newTestState(), opts)
+	waitSpare(t, l.wal)
+	appendN(t, l, 1, 40)
+	for l.wal.tailPath == "" || segmentIndex(l.wal.tailPath) == 1 {
+		appendN(t, l, int(l.LastIndex())+1, 10)
+	}
+	appendN(t, l, int(l.LastIndex())+1, 3)
+	last := l.LastIndex()
+	crashed := t.TempDir()
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(crashed, "LOCK"))
+	tailPath := filepath.Join(crashed, walDirName, filepath.Base(l.wal.tailPath))
+	if fi, _ := os.Stat(tailPath); fi.Size() != 4096 {
+		t.Fatalf("the crashed tail is %d bytes; the test needs a prepared segment", fi.Size())
+	}
+
+	var logBuf bytes.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
+	st := newTestState()
+	l2 := openTest(t, crashed, st, opts)
+	if l2.LastIndex() != last {
+		t.Fatalf("LastIndex %d after the crash, want %d", l2.LastIndex(), last)
+	}
+	if strings.Contains(logBuf.String(), "level=WARN") {
+		t.Fatalf("a prepared segment's zeros were taken for damage: %s", logBuf.String())
+	}
+	appendN(t, l2, int(last)+1, 2)
+	if fi, _ := os.Stat(tailPath); fi.Size() != 4096 {
+		t.Fatalf("appending after the crash grew the prepared tail to %d bytes", fi.Size())
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st3 := newTestState()
+	openTest(t, crashed, st3, Options{SegmentSize: 4096})
+	if _, _, applied := st3.counts(); !slices.Equal(applied, seq(1, last+2)) {
+		t.Fatalf("reopen replayed %d records, want 1 to %d", len(applied), last+2)
+	}
+}
+
+// segmentFrames counts the frames of the segment at path and fails t if
+// anything but frames is in the file.
+func segmentFrames(t *testing.T, path string) (n int, size int64) {
+	t.Helper()
+	n, _, end, size := readFrames(t, path)
+	if end != size {
+		t.Fatalf("%s: %d bytes after its %d frames", path, size-end, n)
+	}
+	return n, size
+}
+
+// segmentIndex is the first index in a segment file's name.
+func segmentIndex(path string) uint64 {
+	n, _ := strconv.ParseUint(filepath.Base(path), 10, 64)
+	return n
+}
+
+// Retention removes whole segments, oldest first, and never the tail.
+func TestCompactRemovesOldSegments(t *testing.T) {
 	w := openFrameWriter(t, 300)
 	s := w.s
-	write := func(n int) {
-		t.Helper()
-		w.write(n)
-		if err := s.sync(); err != nil {
-			t.Fatal(err)
-		}
+	for range 10 {
+		w.write(1)
 	}
-	write(10)
-	segs, _ := segmentFiles(s.walDir)
-	if len(segs) < 2 {
-		t.Fatalf("%d segments; the test needs a tail after older segments", len(segs))
+	if err := s.sync(); err != nil {
+		t.Fatal(err)
 	}
-	before, _ := s.tail.Stat()
+	before, _ := segmentFiles(s.walDir)
+	if len(before) < 3 {
+		t.Fatalf("%d segments; the test needs a tail after older segments", len(before))
+	}
 	if err := s.compact(w.next-1, 1, 0, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if after, _ := segmentFiles(s.walDir); len(after) != 1 {
-		t.Fatalf("%d segments after compaction, want only the tail", len(after))
+	after, _ := segmentFiles(s.walDir)
+	if len(after) != 1 || after[0] != before[len(before)-1] {
+		t.Fatalf("segments after compaction %v, want only the tail %v", after, before[len(before)-1])
 	}
-	named, _ := os.Stat(s.tailPath)
-	if os.SameFile(before, named) {
-		t.Fatal("compaction kept the tail file; the test needs it rewritten")
+	if s.firstIndex() != after[0].first {
+		t.Fatalf("firstIndex %d, want %d", s.firstIndex(), after[0].first)
 	}
-	write(1)
-	open, _ := s.tail.Stat()
-	if named, _ = os.Stat(s.tailPath); !os.SameFile(open, named) {
-		t.Fatal("sync still fsyncs the tail file compaction replaced")
+	w.write(1)
+	if err := s.sync(); err != nil {
+		t.Fatal(err)
 	}
 }
 

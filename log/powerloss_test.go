@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// disk models what a power cut leaves: written frames sit in the page cache
+// cacheDisk models what a power cut leaves: written frames sit in the page cache
 // until a sync makes them durable; a crash keeps only the durable ones.
 // Writes and syncs can be made to fail.
-type disk struct {
+type cacheDisk struct {
 	mu        sync.Mutex
 	durable   [][]byte // frames 1..len(durable)
 	cached    [][]byte // written after them, not synced
@@ -20,7 +20,7 @@ type disk struct {
 	failSync  error
 }
 
-func (d *disk) write(first uint64, buf []byte, ends []int) error {
+func (d *cacheDisk) write(first uint64, buf []byte, ends []int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.failWrite != nil {
@@ -37,7 +37,7 @@ func (d *disk) write(first uint64, buf []byte, ends []int) error {
 	return nil
 }
 
-func (d *disk) sync() error {
+func (d *cacheDisk) sync() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.failSync != nil {
@@ -49,7 +49,7 @@ func (d *disk) sync() error {
 	return nil
 }
 
-func (d *disk) read(from, upto uint64, fn func(uint64, []byte) error) error {
+func (d *cacheDisk) read(from, upto uint64, fn func(uint64, []byte) error) error {
 	d.mu.Lock()
 	all := append(append([][]byte(nil), d.durable...), d.cached...)
 	d.mu.Unlock()
@@ -63,21 +63,21 @@ func (d *disk) read(from, upto uint64, fn func(uint64, []byte) error) error {
 	return nil
 }
 
-func (d *disk) firstIndex() uint64 { return 1 }
-func (d *disk) close() error       { return nil }
+func (d *cacheDisk) firstIndex() uint64 { return 1 }
+func (d *cacheDisk) close() error       { return nil }
 
 // crash returns the disk as a power cut leaves it.
-func (d *disk) crash() *disk {
+func (d *cacheDisk) crash() *cacheDisk {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return &disk{durable: append([][]byte(nil), d.durable...)}
+	return &cacheDisk{durable: append([][]byte(nil), d.durable...)}
 }
 
 // Acknowledged means durable: at any moment of a power cut, every record
 // whose Append has returned is on the disk, and decodes after the restart.
 func TestPowerLossKeepsEveryAcknowledgedRecord(t *testing.T) {
 	for round := range 5 {
-		d := &disk{}
+		d := &cacheDisk{}
 		l := openTest(t, "", newTestState(), Options{Sync: SyncAlways, disk: d})
 		var acked sync.Map
 		var stop atomic.Bool
@@ -124,13 +124,13 @@ func TestPowerLossKeepsEveryAcknowledgedRecord(t *testing.T) {
 func TestFailedSyncFailsTheLog(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		fail func(*disk)
+		fail func(*cacheDisk)
 	}{
-		{"fsync", func(d *disk) { d.failSync = errors.New("EIO") }},
-		{"write", func(d *disk) { d.failWrite = errors.New("ENOSPC") }},
+		{"fsync", func(d *cacheDisk) { d.failSync = errors.New("EIO") }},
+		{"write", func(d *cacheDisk) { d.failWrite = errors.New("ENOSPC") }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			d := &disk{}
+			d := &cacheDisk{}
 			l := openTest(t, "", newTestState(), Options{Sync: SyncAlways, disk: d})
 			if _, err := l.Append(testRecord(1)); err != nil {
 				t.Fatal(err)

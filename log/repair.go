@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,40 +11,39 @@ import (
 	"time"
 )
 
-// repairTail cuts the last segment of walDir back to its last intact frame.
+// repairTail cuts the tail segment back to its last intact frame and
+// returns how many frames it holds and their size in bytes.
 //
-// A crash can leave the segment being appended to with a torn frame (cut
-// short) or garbage after the last good one, and tidwall/wal refuses to open
-// such a segment (ErrCorrupt). Everything from the first frame that is
-// truncated or fails its checksum to the end of the file is copied to
-// <dir>/corrupt-<firstBadIndex>-<unixnano>.bin and fsynced before the segment
-// is truncated, so nothing is dropped silently. Only the tail is examined:
-// tidwall fsyncs a segment before starting the next, so damage anywhere else
-// is not a torn write and is reported when replay reaches it.
-func repairTail(dir, walDir string, logger *slog.Logger) error {
-	segs, err := segmentFiles(walDir)
-	if err != nil || len(segs) == 0 {
-		return err
-	}
-	tail := segs[len(segs)-1]
+// A crash can leave the tail with a torn frame (cut short, or with pages of
+// it missing) or garbage after the last good one. Everything from the first
+// frame that is truncated or fails its checksum to the last nonzero byte of
+// the file is copied to <dir>/corrupt-<firstBadIndex>-<unixnano>.bin and
+// fsynced before the segment is truncated, so nothing is dropped silently.
+// Zeros after the last frame are the unused rest of a prepared segment and
+// are kept for the next writes, unless anything nonzero follows them: pages
+// of an unacknowledged batch that reached the disk out of order must not
+// lie in wait for the frames that will be written before them. Only the
+// tail is examined: a segment is fsynced before the next one is started, so
+// damage anywhere else is not a torn write and is reported when replay
+// reaches it.
+func repairTail(dir string, tail segmentFile, logger *slog.Logger) (frames uint64, size int64, err error) {
 	f, err := os.OpenFile(tail.path, os.O_RDWR, 0)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	size := fi.Size()
+	fileSize := fi.Size()
 	sr := newSegmentReader()
-	sr.reset(f, size)
-	index := tail.first
+	sr.reset(f, fileSize)
 	var cause error
 	for {
 		frame, err := sr.next()
 		if err == io.EOF {
-			return nil
+			break
 		}
 		if err == nil {
 			err = checkFrame(frame)
@@ -52,29 +52,40 @@ func repairTail(dir, walDir string, logger *slog.Logger) error {
 			cause = err
 			break
 		}
-		index++
+		frames++
 	}
-
-	bad := make([]byte, size-sr.last)
-	if _, err := f.ReadAt(bad, sr.last); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read damaged tail of %s: %w", tail.path, err)
+	good := sr.last
+	if good == fileSize {
+		return frames, good, nil
 	}
+	rest := make([]byte, fileSize-good)
+	if _, err := f.ReadAt(rest, good); err != nil && !errors.Is(err, io.EOF) {
+		return 0, 0, fmt.Errorf("read the tail of %s: %w", tail.path, err)
+	}
+	bad := bytes.TrimRight(rest, "\x00")
+	if len(bad) == 0 {
+		return frames, good, nil // a prepared segment's zeros
+	}
+	if cause == nil {
+		cause = errors.New("data after the zeros that end the segment")
+	}
+	index := tail.first + frames
 	kept := filepath.Join(dir, fmt.Sprintf("corrupt-%d-%d.bin", index, time.Now().UnixNano()))
 	if err := writeFileSync(kept, bad); err != nil {
-		return fmt.Errorf("keep damaged tail aside: %w", err)
+		return 0, 0, fmt.Errorf("keep damaged tail aside: %w", err)
 	}
 	if err := syncDir(dir); err != nil {
-		return err
+		return 0, 0, err
 	}
-	if err := f.Truncate(sr.last); err != nil {
-		return fmt.Errorf("truncate %s: %w", tail.path, err)
+	if err := f.Truncate(good); err != nil {
+		return 0, 0, fmt.Errorf("truncate %s: %w", tail.path, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tail.path, err)
+		return 0, 0, fmt.Errorf("sync %s: %w", tail.path, err)
 	}
 	logger.Warn("log: truncated a torn or corrupt tail; the damaged bytes are kept aside",
-		"index", index, "segment", tail.path, "offset", sr.last, "bytes", len(bad), "kept", kept, "cause", cause)
-	return nil
+		"index", index, "segment", tail.path, "offset", good, "bytes", len(bad), "kept", kept, "cause", cause)
+	return frames, good, nil
 }
 
 // writeFileSync creates name (which must not exist), writes data and fsyncs

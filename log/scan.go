@@ -62,7 +62,8 @@ func logWALDir(dir string) (string, error) {
 // otherwise a torn or damaged last segment ends the scan quietly. Records
 // before the first one kept are skipped, but retention removing records
 // after the scan started is ErrCompacted. A segment that disappears while
-// being opened (retention, or tidwall's START rename) is looked up again.
+// being opened (retention, or the rename of an older log's START file) is
+// looked up again.
 // fn's errors are returned unwrapped.
 func scanSegments(walDir string, from, upto uint64, strict bool, fn func(uint64, []byte) error) error {
 	next := max(from, 1)
@@ -96,8 +97,8 @@ func scanSegments(walDir string, from, upto uint64, strict bool, fn func(uint64,
 				break // the end of the log as found
 			}
 			// A successor exists but does not start where the segment
-			// ended. The segment may have grown since it was read (tidwall
-			// completes a segment before creating the next), so read it
+			// ended. The segment may have grown since it was read (a
+			// segment is complete before the next is created), so read it
 			// once more; if that does not close the gap, it is real.
 			if reread == seg.first {
 				return fmt.Errorf("log: segment %s starts at %d, expected %d: %w", segs[i+1].path, segs[i+1].first, next, ErrCorrupt)

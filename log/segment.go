@@ -16,23 +16,23 @@ const (
 	snapshotDirName = "snapshots"
 )
 
-// segmentFile is one segment of tidwall/wal v1.2.1: a file named by the
-// 20-digit decimal index of its first entry, holding entries back to back as
-// uvarint(length) + bytes.
+// segmentFile is one segment: a file named by the 20-digit decimal index of
+// its first frame, holding frames back to back as uvarint(length) + frame,
+// then possibly zeros (the unused rest of a prepared segment).
 type segmentFile struct {
 	first uint64
 	path  string
 }
 
-// startSuffix marks the complete copy tidwall/wal writes while truncating the
-// front of the log; it is renamed over the plain name afterwards, and its
-// Open finishes the rename if a crash interrupted it.
+// startSuffix marks the complete copy tidwall/wal, the segment store of
+// logs written before this package kept its own, wrote while truncating the
+// front of the log; it is renamed over the plain name afterwards, and Open
+// finishes the rename if a crash interrupted it.
 const startSuffix = ".START"
 
 // segmentFiles lists walDir's segments in index order. Where a ".START" copy
-// exists it stands in for the plain file of the same index: it is the one
-// tidwall/wal keeps. Other files (".END", ".TEMP") are never produced by this
-// package's use of tidwall/wal and are ignored, as tidwall ignores temp files.
+// exists it stands in for the plain file of the same index. Other files (the
+// spare, ".TEMP" and ".END" files of tidwall/wal) are ignored.
 func segmentFiles(walDir string) ([]segmentFile, error) {
 	ents, err := os.ReadDir(walDir)
 	if err != nil {
@@ -86,8 +86,9 @@ func (s *segmentReader) reset(r io.Reader, size int64) {
 }
 
 // next returns the next frame, valid until the following call. It returns
-// io.EOF at a clean end and errTorn for a truncated frame; it does not check
-// the frame's checksum.
+// io.EOF at a clean end (the end of the file, or a zero where a length
+// belongs: no frame is empty) and errTorn for a truncated frame; it does not
+// check the frame's checksum.
 func (s *segmentReader) next() ([]byte, error) {
 	s.last = s.off
 	if s.remain == 0 {
@@ -102,6 +103,9 @@ func (s *segmentReader) next() ([]byte, error) {
 		c, err := s.br.ReadByte()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errTorn, err)
+		}
+		if c == 0 && shift == 0 {
+			return nil, io.EOF
 		}
 		n++
 		size |= uint64(c&0x7f) << shift

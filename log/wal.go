@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tidwall/wal"
+	"github.com/iii-go/iii/internal/disk"
 )
 
 // store is where the sequencer puts frames: segment files (walStore) or
@@ -30,38 +30,51 @@ type store interface {
 	close() error
 }
 
-// walStore keeps frames in tidwall/wal segment files under <dir>/wal. It
-// opens tidwall with NoSync and fsyncs itself, so one fsync covers a whole
-// group-committed batch.
+// walStore keeps frames in segment files under <dir>/wal (the format is in
+// doc.go). A batch is one positioned write into the tail segment; the syncer
+// fdatasyncs the tail through the same descriptor while the sequencer writes
+// the next batch.
+//
+// A new segment is a spare prepared in the background: sized to the segment
+// size, zero-filled and fsynced before it is used. Writing frames into it
+// then changes no file metadata, so fdatasync flushes the data pages alone —
+// 119–125 µs per 6 KB write and fdatasync on this project's test machine,
+// against 178–194 µs appending to a file that grows (which is what
+// tidwall/wal, the previous segment store, does; it also copied every frame
+// into an in-memory tail, a third of the bytes allocated per durable set).
+// A finished segment is cut back to its last frame, so only the tail ever
+// ends in zeros, and a zero where a frame's length belongs ends a segment.
 type walStore struct {
 	dir    string
 	walDir string
 	lock   *dirLock
-	w      *wal.Log
-	batch  wal.Batch
 	logger *slog.Logger
 
-	first atomic.Uint64
+	segSize int64
+	first   atomic.Uint64
 
-	// Owned by write (the sequencer). tidwall/wal creates a new segment file
-	// without fsyncing the directory, so the store mirrors tidwall's cycling
-	// rule to know when a sync must also fsync walDir and find the new tail.
-	segSize   int
-	tailBytes int
-	cycles    atomic.Uint64 // segments started by write since open, counted once created
+	// Written by write (the sequencer goroutine) only. tailSize is the
+	// bytes of frames in the tail (a spare's file is longer); compact reads
+	// it on the snapshot goroutine.
+	tailSize atomic.Int64
+	frames   []byte // the batch being written, each frame behind its length
 
-	// sync fsyncs the tail through a descriptor of its own: tidwall's Sync
-	// holds the lock WriteBatch needs, and the sequencer must be able to
-	// write the next batch while this one is fsynced. Compaction can replace
-	// the tail file (tidwall removes it and renames a copy over it): tailMu
-	// keeps sync from seeing that half done, and tailMoved makes the next
-	// sync follow the copy.
-	tailMu       sync.Mutex
-	tailMoved    bool
-	syncedCycles uint64
-	tailPath     string // the segment being written
-	tail         *os.File
+	// tailMu guards tail and tailPath: sync holds it across the fsync, and
+	// write takes it only to swap in the next segment.
+	tailMu   sync.Mutex
+	tail     *os.File // nil until the first frame of an empty log
+	tailPath string
+
+	// One spare at a time is being prepared or waiting in spares (nil if
+	// preparing it failed); write asks for the next one when it takes it.
+	spares    chan *os.File
+	wantSpare chan struct{}
+	spareDone chan struct{}
 }
+
+// spareName is the file a spare segment is prepared in; segmentFiles
+// ignores it, and Open removes one a crash left behind.
+const spareName = "next.spare"
 
 // openWAL creates the directory layout if needed, repairs a damaged tail and
 // opens the segments. It returns the store and its last index.
@@ -77,105 +90,179 @@ func openWAL(dir string, segSize int, logger *slog.Logger) (*walStore, uint64, e
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := repairTail(dir, walDir, logger); err != nil {
-		lock.release()
-		return nil, 0, fmt.Errorf("log: open %s: repair tail: %w", dir, err)
+	s := &walStore{
+		dir: dir, walDir: walDir, lock: lock, logger: logger, segSize: int64(segSize),
+		spares:    make(chan *os.File, 1),
+		wantSpare: make(chan struct{}, 1),
+		spareDone: make(chan struct{}),
 	}
-	w, err := wal.Open(walDir, &wal.Options{
-		NoSync:      true,
-		SegmentSize: segSize,
-		LogFormat:   wal.Binary,
-		AllowEmpty:  true, // a tail repaired down to nothing is still a log
-	})
+	last, err := s.open()
 	if err != nil {
-		lock.release()
-		return nil, 0, fmt.Errorf("log: open %s: segments: %w", dir, err)
-	}
-	s := &walStore{dir: dir, walDir: walDir, w: w, logger: logger, segSize: segSize, lock: lock}
-	if err := s.init(); err != nil {
-		w.Close()
+		if s.tail != nil {
+			s.tail.Close()
+		}
 		lock.release()
 		return nil, 0, fmt.Errorf("log: open %s: %w", dir, err)
 	}
-	last, err := w.LastIndex()
-	if err != nil {
-		w.Close()
-		lock.release()
-		return nil, 0, fmt.Errorf("log: open %s: %w", dir, err)
-	}
+	go s.prepareSpares()
+	s.wantSpare <- struct{}{}
 	return s, last, nil
 }
 
-func (s *walStore) init() error {
-	// tidwall may just have created the first segment or finished a
-	// START rename: make those directory entries durable.
+// open finishes what a crash interrupted, repairs the tail and opens it for
+// writing. It returns the last index.
+func (s *walStore) open() (uint64, error) {
+	if err := os.Remove(filepath.Join(s.walDir, spareName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	if err := finishStartRenames(s.walDir); err != nil {
+		return 0, err
+	}
 	for _, d := range []string{s.walDir, filepath.Join(s.dir, snapshotDirName), s.dir} {
 		if err := syncDir(d); err != nil {
+			return 0, err
+		}
+	}
+	segs, err := segmentFiles(s.walDir)
+	if err != nil {
+		return 0, err
+	}
+	if len(segs) == 0 {
+		s.first.Store(1)
+		return 0, nil
+	}
+	s.first.Store(segs[0].first)
+	tail := segs[len(segs)-1]
+	frames, size, err := repairTail(s.dir, tail, s.logger)
+	if err != nil {
+		return 0, fmt.Errorf("repair tail: %w", err)
+	}
+	f, err := os.OpenFile(tail.path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	s.tail, s.tailPath = f, tail.path
+	s.tailSize.Store(size)
+	return tail.first + frames - 1, nil
+}
+
+// finishStartRenames renames each "<first>.START" segment over its plain
+// name. Only logs written by tidwall/wal, this package's earlier segment
+// store, have them: a crash in its front truncation can leave one.
+func finishStartRenames(walDir string) error {
+	matches, err := filepath.Glob(filepath.Join(walDir, "*"+startSuffix))
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		if err := os.Rename(m, m[:len(m)-len(startSuffix)]); err != nil {
 			return err
 		}
 	}
-	first, err := s.w.FirstIndex()
-	if err != nil {
-		return err
-	}
-	s.first.Store(first)
-	segs, err := segmentFiles(s.walDir)
-	if err != nil || len(segs) == 0 {
-		return err
-	}
-	fi, err := os.Stat(segs[len(segs)-1].path)
-	if err != nil {
-		return err
-	}
-	s.tailBytes = int(fi.Size())
-	return s.openTail(segs[len(segs)-1].path)
+	return nil
 }
 
-// openTail points sync's descriptor at the segment file named path.
-func (s *walStore) openTail(path string) error {
-	f, err := os.Open(path) // fsync works on a read-only descriptor
+// prepareSpares prepares one spare segment per request until wantSpare is
+// closed.
+func (s *walStore) prepareSpares() {
+	defer close(s.spareDone)
+	for range s.wantSpare {
+		f, err := s.prepareSpare()
+		if err != nil {
+			s.logger.Warn("log: could not prepare the next segment; it will grow as it is written", "err", err)
+		}
+		s.spares <- f // never blocks: one spare at a time
+	}
+}
+
+func (s *walStore) prepareSpare() (*os.File, error) {
+	path := filepath.Join(s.walDir, spareName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if s.tail != nil {
-		s.tail.Close()
+	if err := disk.Preallocate(f, s.segSize); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
 	}
-	s.tail, s.tailPath = f, path
-	return nil
+	return f, nil
 }
 
 func (s *walStore) write(first uint64, buf []byte, ends []int) error {
-	// Mirror of tidwall/wal v1.2.1 writeBatch: a tail already over the
-	// target size is cycled before the batch, and a tail reaching it during
-	// the batch is cycled right after that entry.
-	var cycled uint64
-	if s.tailBytes > s.segSize {
-		s.tailBytes = 0
-		cycled++
-	}
-	start := 0
-	for i, end := range ends {
-		n := end - start
-		s.batch.Write(first+uint64(i), buf[start:end])
-		if s.tailBytes += uvarintLen(n) + n; s.tailBytes >= s.segSize {
-			s.tailBytes = 0
-			cycled++
+	if s.tail == nil || s.tailSize.Load() >= s.segSize {
+		if err := s.cycle(first); err != nil {
+			return fmt.Errorf("start segment %d: %w", first, err)
 		}
+	}
+	s.frames = s.frames[:0]
+	start := 0
+	for _, end := range ends {
+		s.frames = binary.AppendUvarint(s.frames, uint64(end-start))
+		s.frames = append(s.frames, buf[start:end]...)
 		start = end
 	}
-	if err := s.w.WriteBatch(&s.batch); err != nil {
-		s.batch.Clear()
+	size := s.tailSize.Load()
+	if _, err := s.tail.WriteAt(s.frames, size); err != nil {
 		return err
 	}
-	// Only now do the new segments exist: a sync running meanwhile that saw
-	// the count would look for them, not find them and never look again.
-	s.cycles.Add(cycled)
+	s.tailSize.Store(size + int64(len(s.frames)))
+	if cap(s.frames) > maxKeptBuf {
+		s.frames = nil
+	}
 	return nil
 }
 
-func uvarintLen(n int) int {
-	var b [binary.MaxVarintLen64]byte
-	return binary.PutUvarint(b[:], uint64(n))
+// cycle finishes the tail and makes a segment whose first frame will be
+// index first the new tail. Everything is durable when it returns — the old
+// tail cut to its frames, the new segment's name — so sync only ever has
+// the tail to fsync. It runs once per segment, on the sequencer.
+func (s *walStore) cycle(first uint64) error {
+	if s.tail != nil {
+		if err := s.tail.Truncate(s.tailSize.Load()); err != nil {
+			return err
+		}
+		if err := s.tail.Sync(); err != nil {
+			return err
+		}
+	}
+	path := filepath.Join(s.walDir, fmt.Sprintf("%020d", first))
+	var next *os.File
+	select {
+	case spare := <-s.spares:
+		if spare != nil {
+			err := os.Rename(spare.Name(), path)
+			if err != nil {
+				spare.Close()
+				return err
+			}
+			next = spare
+		}
+		// Only now, the spare's name being free: never blocks, the
+		// preparer took the last request.
+		s.wantSpare <- struct{}{}
+	default: // the spare is not ready: a segment that grows will do
+	}
+	if next == nil {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		next = f
+	}
+	if err := syncDir(s.walDir); err != nil {
+		next.Close()
+		return err
+	}
+	s.tailMu.Lock()
+	old := s.tail
+	s.tail, s.tailPath = next, path
+	s.tailMu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	s.tailSize.Store(0)
+	return nil
 }
 
 // sync makes every frame written before the call durable. It may run while
@@ -183,23 +270,10 @@ func uvarintLen(n int) int {
 // covered, which is never a problem, because a batch is only acknowledged
 // after a sync that started after its write.
 func (s *walStore) sync() error {
-	// tidwall fsyncs a segment itself when it starts the next one, so only
-	// the tail can hold unsynced frames. Loading cycles first means every
-	// segment a batch written before this call started is found below.
-	cycles := s.cycles.Load()
 	s.tailMu.Lock()
 	defer s.tailMu.Unlock()
-	if cycles != s.syncedCycles || s.tailMoved {
-		segs, err := segmentFiles(s.walDir)
-		if err != nil {
-			return err
-		}
-		if len(segs) > 0 && (s.tailMoved || segs[len(segs)-1].path != s.tailPath) {
-			if err := s.openTail(segs[len(segs)-1].path); err != nil {
-				return err
-			}
-		}
-		s.tailMoved = false
+	if s.tail == nil {
+		return nil
 	}
 	// A segment deleted under the log still takes writes (the open file
 	// outlives its name) and then vanishes at the next start: refuse to call
@@ -209,16 +283,7 @@ func (s *walStore) sync() error {
 	} else if err != nil {
 		return err
 	}
-	if err := s.tail.Sync(); err != nil {
-		return err
-	}
-	if cycles != s.syncedCycles {
-		if err := syncDir(s.walDir); err != nil {
-			return err
-		}
-		s.syncedCycles = cycles
-	}
-	return nil
+	return disk.Datasync(s.tail)
 }
 
 func (s *walStore) read(from, upto uint64, fn func(uint64, []byte) error) error {
@@ -227,13 +292,24 @@ func (s *walStore) read(from, upto uint64, fn func(uint64, []byte) error) error 
 
 func (s *walStore) firstIndex() uint64 { return s.first.Load() }
 
+// close cuts the tail back to its frames and fsyncs it, so a log closed
+// cleanly holds no zero-filled space, and drops the spare.
 func (s *walStore) close() error {
-	err := s.w.Close() // fsyncs the tail
-	if err == nil && s.cycles.Load() != s.syncedCycles {
-		err = syncDir(s.walDir)
+	close(s.wantSpare)
+	<-s.spareDone
+	if spare := <-s.spares; spare != nil {
+		spare.Close()
+		os.Remove(spare.Name())
 	}
+	var err error
 	if s.tail != nil {
-		s.tail.Close()
+		err = s.tail.Truncate(s.tailSize.Load())
+		if err == nil {
+			err = s.tail.Sync()
+		}
+		if cerr := s.tail.Close(); err == nil {
+			err = cerr
+		}
 	}
 	s.lock.release()
 	return err
@@ -259,6 +335,9 @@ func (s *walStore) compact(covered uint64, retainBytes int64, retainAge time.Dur
 		}
 		sizes[i], mtimes[i] = fi.Size(), fi.ModTime()
 	}
+	if n := len(segs) - 1; n >= 0 {
+		sizes[n] = min(sizes[n], s.tailSize.Load()) // not a spare's zeros
+	}
 	var after int64 // bytes in the segments following segs[i]
 	for _, n := range sizes[1:] {
 		after += n
@@ -280,14 +359,13 @@ func (s *walStore) compact(covered uint64, retainBytes int64, retainAge time.Dur
 		return nil
 	}
 	keep := segs[cut].first
-	s.tailMu.Lock()
-	err = s.w.TruncateFront(keep)
-	s.tailMoved = s.tailMoved || cut == len(segs)-1 // tidwall rewrote the tail
-	s.tailMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("truncate front to %d: %w", keep, err)
+	s.first.Store(keep) // FirstIndex never names a record about to go
+	// Front first, so a crash in between leaves the log without a hole.
+	for _, seg := range segs[:cut] {
+		if err := os.Remove(seg.path); err != nil {
+			return fmt.Errorf("remove segment %s: %w", seg.path, err)
+		}
 	}
-	s.first.Store(keep)
 	if err := syncDir(s.walDir); err != nil {
 		return err
 	}
