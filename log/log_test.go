@@ -457,7 +457,7 @@ func (w *frameWriter) write(n int) {
 // waitSpare waits until s has a spare segment ready.
 func waitSpare(t *testing.T, s *walStore) {
 	t.Helper()
-	wait.For(t, 10*time.Second, "a spare segment", func() bool { return len(s.spares) == 1 })
+	wait.For(t, 10*time.Second, "a spare segment", func() bool { return s.spareState.Load() == spareReady })
 }
 
 // Segments cycle at the segment size; a finished segment is cut back to its
@@ -492,7 +492,8 @@ func TestSegmentsCycle(t *testing.T) {
 		t.Fatalf("read back %v", got)
 	}
 
-	// The tail is the spare prepared while the earlier segments filled.
+	// The next tail is the spare the next write asks for.
+	w.write(1)
 	waitSpare(t, s)
 	for s.tailSize.Load() < segSize {
 		w.write(5)
@@ -556,6 +557,36 @@ func TestCrashInPreparedSegment(t *testing.T) {
 	openTest(t, crashed, st3, Options{SegmentSize: 4096})
 	if _, _, applied := st3.counts(); !slices.Equal(applied, seq(1, last+2)) {
 		t.Fatalf("reopen replayed %d records, want 1 to %d", len(applied), last+2)
+	}
+}
+
+// A reopened tail grows as it is written; once a spare is ready the log
+// moves to it without waiting for the tail to fill.
+func TestReopenedTailMovesToASpare(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 1 << 20}
+	l := openTest(t, dir, newTestState(), opts)
+	appendN(t, l, 1, 3)
+	l.Close()
+
+	l2 := openTest(t, dir, newTestState(), opts)
+	appendN(t, l2, 4, 1)
+	waitSpare(t, l2.wal)
+	appendN(t, l2, 5, 2)
+	segs, _ := segmentFiles(l2.wal.walDir)
+	if tail := segs[len(segs)-1]; tail.first != 5 {
+		t.Fatalf("segments %v; want the records from 5 on in a spare", segs)
+	}
+	if fi, _ := os.Stat(segs[len(segs)-1].path); fi.Size() != 1<<20 {
+		t.Fatalf("the new tail holds %d bytes; a spare holds the segment size", fi.Size())
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := newTestState()
+	openTest(t, dir, st, opts)
+	if _, _, applied := st.counts(); !slices.Equal(applied, seq(1, 6)) {
+		t.Fatalf("reopen replayed %v", applied)
 	}
 }
 

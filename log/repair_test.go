@@ -152,9 +152,12 @@ func TestRepairIntactTailIsUntouched(t *testing.T) {
 	l := openTest(t, dir, newTestState(), Options{})
 	appendN(t, l, 1, 5)
 	l.Close()
-	openTest(t, dir, newTestState(), Options{})
+	l2 := openTest(t, dir, newTestState(), Options{})
 	if m, _ := filepath.Glob(filepath.Join(dir, "corrupt-*")); len(m) != 0 {
 		t.Fatalf("intact log produced %v", m)
+	}
+	if l2.wal.spareState.Load() != spareNone {
+		t.Fatal("reopening a log prepares a spare segment before anything is written")
 	}
 }
 

@@ -65,12 +65,28 @@ type walStore struct {
 	tail     *os.File // nil until the first frame of an empty log
 	tailPath string
 
-	// One spare at a time is being prepared or waiting in spares (nil if
-	// preparing it failed); write asks for the next one when it takes it.
-	spares    chan *os.File
-	wantSpare chan struct{}
-	spareDone chan struct{}
+	// At most one spare exists at a time, in the state spareState says;
+	// once spareReady it waits in spares. The sequencer asks for one when
+	// none is outstanding (at its first write: opening a log to read or to
+	// restart does not compete with 20 MiB of zeros being written), and
+	// takes it at the next cycle — at once, while the tail is a segment
+	// that grows (tailGrows: the spare was not ready, or the tail was
+	// reopened), so that a fresh or restarted log soon writes in place.
+	spares     chan *os.File
+	wantSpare  chan struct{}
+	spareDone  chan struct{}
+	spareState atomic.Int32
+	tailGrows  bool // owned by the sequencer
 }
+
+// Spare states. A failed spare is asked for again at the next cycle, not
+// at the next write: preparing one again at once would likely fail again.
+const (
+	spareNone int32 = iota
+	sparePreparing
+	spareReady
+	spareFailed
+)
 
 // spareName is the file a spare segment is prepared in; segmentFiles
 // ignores it, and Open removes one a crash left behind.
@@ -105,7 +121,9 @@ func openWAL(dir string, segSize int, logger *slog.Logger) (*walStore, uint64, e
 		return nil, 0, fmt.Errorf("log: open %s: %w", dir, err)
 	}
 	go s.prepareSpares()
-	s.wantSpare <- struct{}{}
+	if s.tail == nil {
+		s.askSpare() // an empty log: its first segment can be a spare
+	}
 	return s, last, nil
 }
 
@@ -141,7 +159,12 @@ func (s *walStore) open() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.tail, s.tailPath = f, tail.path
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return 0, err
+	}
+	s.tail, s.tailPath, s.tailGrows = f, tail.path, fi.Size() == size
 	s.tailSize.Store(size)
 	return tail.first + frames - 1, nil
 }
@@ -170,9 +193,18 @@ func (s *walStore) prepareSpares() {
 		f, err := s.prepareSpare()
 		if err != nil {
 			s.logger.Warn("log: could not prepare the next segment; it will grow as it is written", "err", err)
+			s.spareState.Store(spareFailed)
+			continue
 		}
 		s.spares <- f // never blocks: one spare at a time
+		s.spareState.Store(spareReady)
 	}
+}
+
+// askSpare asks for a spare; none may be outstanding.
+func (s *walStore) askSpare() {
+	s.spareState.Store(sparePreparing)
+	s.wantSpare <- struct{}{} // never blocks: the preparer took the last request
 }
 
 func (s *walStore) prepareSpare() (*os.File, error) {
@@ -190,7 +222,11 @@ func (s *walStore) prepareSpare() (*os.File, error) {
 }
 
 func (s *walStore) write(first uint64, buf []byte, ends []int) error {
-	if s.tail == nil || s.tailSize.Load() >= s.segSize {
+	spare := s.spareState.Load()
+	if spare == spareNone {
+		s.askSpare()
+	}
+	if s.tail == nil || s.tailSize.Load() >= s.segSize || (s.tailGrows && spare == spareReady) {
 		if err := s.cycle(first); err != nil {
 			return fmt.Errorf("start segment %d: %w", first, err)
 		}
@@ -228,22 +264,20 @@ func (s *walStore) cycle(first uint64) error {
 	}
 	path := filepath.Join(s.walDir, fmt.Sprintf("%020d", first))
 	var next *os.File
-	select {
-	case spare := <-s.spares:
-		if spare != nil {
-			err := os.Rename(spare.Name(), path)
-			if err != nil {
-				spare.Close()
-				return err
-			}
-			next = spare
+	switch s.spareState.Load() {
+	case spareReady:
+		spare := <-s.spares
+		if err := os.Rename(spare.Name(), path); err != nil {
+			spare.Close()
+			return err
 		}
-		// Only now, the spare's name being free: never blocks, the
-		// preparer took the last request.
-		s.wantSpare <- struct{}{}
-	default: // the spare is not ready: a segment that grows will do
+		next = spare
+		s.spareState.Store(spareNone) // the next write asks for another
+	case spareFailed:
+		s.spareState.Store(spareNone)
 	}
-	if next == nil {
+	s.tailGrows = next == nil
+	if next == nil { // no spare ready: a segment that grows will do
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return err
@@ -297,7 +331,8 @@ func (s *walStore) firstIndex() uint64 { return s.first.Load() }
 func (s *walStore) close() error {
 	close(s.wantSpare)
 	<-s.spareDone
-	if spare := <-s.spares; spare != nil {
+	if s.spareState.Load() == spareReady {
+		spare := <-s.spares
 		spare.Close()
 		os.Remove(spare.Name())
 	}

@@ -750,8 +750,8 @@ func TestRetention(t *testing.T) {
 	if err := Records(dir, history.Filter{}, func(rec *log.Record) error { got = append(got, rec.Index); return nil }); err != nil || got[0] != first {
 		t.Errorf("records from %v, %v; want from %d", got, err, first)
 	}
-	if _, err := ViewAt(dir, Point{Index: first - 1}); err == nil || !strings.Contains(err.Error(), "were removed by retention") {
-		t.Errorf("state before the first record: %v", err)
+	if _, err := ViewAt(dir, Point{Index: 1}); err == nil || !strings.Contains(err.Error(), "were removed by retention") {
+		t.Errorf("state at the first record, removed with no snapshot at it: %v", err)
 	}
 	st, err := ViewAt(dir, Point{Index: 12})
 	if err != nil {

@@ -34,14 +34,16 @@ export function segments(logDir) {
 }
 
 /**
- * Entries of one segment file: uvarint(length) + frame, back to back. Each entry is
- * {start, payload, end}: the entry's first byte, its frame's first byte (the CRC-32C), and the
- * byte after it. Throws if the file does not end on an entry boundary.
+ * Entries of one segment file: uvarint(length) + frame, back to back, up to the end of the file or
+ * a zero where a length belongs (no frame is empty: the zeros are the unused rest of a segment the
+ * engine prepared ahead). Each entry is {start, payload, end}: the entry's first byte, its frame's
+ * first byte (the CRC-32C), and the byte after it. Throws if an entry is cut short or anything but
+ * zeros follows the entries.
  */
 export function entries(buf) {
   const out = []
   let off = 0
-  while (off < buf.length) {
+  while (off < buf.length && buf[off] !== 0) {
     let len = 0
     let shift = 0
     let p = off
@@ -56,7 +58,16 @@ export function entries(buf) {
     out.push({ start: off, payload: p, end: p + len })
     off = p + len
   }
+  const rest = buf.subarray(off)
+  if (rest.some((b) => b !== 0)) throw new Error(`nonzero bytes after the entries end at ${off}`)
   return out
+}
+
+/** buf without its trailing zero bytes: what the engine keeps aside from a damaged tail. */
+export function trimZeros(buf) {
+  let end = buf.length
+  while (end > 0 && buf[end - 1] === 0) end--
+  return buf.subarray(0, end)
 }
 
 /** The log's records as the segments hold them: {count, last} (last index, 0 if empty). */
