@@ -255,6 +255,9 @@ func (s *walStore) write(first uint64, buf []byte, ends []int) error {
 // the tail to fsync. It runs once per segment, on the sequencer.
 func (s *walStore) cycle(first uint64) error {
 	if s.tail != nil {
+		if err := s.checkTail(); err != nil {
+			return err
+		}
 		if err := s.tail.Truncate(s.tailSize.Load()); err != nil {
 			return err
 		}
@@ -309,15 +312,23 @@ func (s *walStore) sync() error {
 	if s.tail == nil {
 		return nil
 	}
-	// A segment deleted under the log still takes writes (the open file
-	// outlives its name) and then vanishes at the next start: refuse to call
-	// that durable.
+	if err := s.checkTail(); err != nil {
+		return err
+	}
+	return disk.Datasync(s.tail)
+}
+
+// checkTail fails if the tail's file is no longer in the directory: a
+// segment deleted under the log still takes writes (the open file outlives
+// its name) and then vanishes at the next start, so nothing written to it
+// may be called durable.
+func (s *walStore) checkTail() error {
 	if _, err := os.Stat(s.tailPath); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("segment %s was removed from under the log", s.tailPath)
 	} else if err != nil {
 		return err
 	}
-	return disk.Datasync(s.tail)
+	return nil
 }
 
 func (s *walStore) read(from, upto uint64, fn func(uint64, []byte) error) error {
