@@ -594,11 +594,11 @@ func TestReopenedTailMovesToASpare(t *testing.T) {
 // anything but frames is in the file.
 func segmentFrames(t *testing.T, path string) (n int, size int64) {
 	t.Helper()
-	n, _, end, size := readFrames(t, path)
+	starts, end, size := readFrames(t, path)
 	if end != size {
-		t.Fatalf("%s: %d bytes after its %d frames", path, size-end, n)
+		t.Fatalf("%s: %d bytes after its %d frames", path, size-end, len(starts))
 	}
-	return n, size
+	return len(starts), size
 }
 
 // segmentIndex is the first index in a segment file's name.

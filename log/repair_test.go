@@ -20,14 +20,17 @@ func tailSegment(t *testing.T, dir string) (seg segmentFile, lastOff int64, fram
 		t.Fatalf("segments: %v %v", segs, err)
 	}
 	seg = segs[len(segs)-1]
-	frames, lastOff, _, _ = readFrames(t, seg.path)
-	return seg, lastOff, frames
+	starts, _, _ := readFrames(t, seg.path)
+	if len(starts) > 0 {
+		lastOff = starts[len(starts)-1]
+	}
+	return seg, lastOff, len(starts)
 }
 
 // readFrames walks the frames of the segment file at path to its clean end
-// and returns how many there are, the offset of the last one, where they
-// end and the file's size. A torn frame fails t.
-func readFrames(t *testing.T, path string) (frames int, lastOff, end, size int64) {
+// and returns their offsets, where they end and the file's size. A torn
+// frame fails t.
+func readFrames(t *testing.T, path string) (starts []int64, end, size int64) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -40,12 +43,11 @@ func readFrames(t *testing.T, path string) (frames int, lastOff, end, size int64
 	for {
 		off := sr.off
 		if _, err := sr.next(); err == io.EOF {
-			return frames, lastOff, sr.last, fi.Size()
+			return starts, sr.last, fi.Size()
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		lastOff = off
-		frames++
+		starts = append(starts, off)
 	}
 }
 
