@@ -1,13 +1,13 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/iii-go/iii/internal/syncbuf"
 )
 
 // The engine::* functions, called over the wire like any other function.
@@ -449,22 +449,11 @@ func TestHealthCheck(t *testing.T) {
 }
 
 // logSink collects the engine's log lines as JSON objects.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
+type logSink struct{ syncbuf.Buffer }
 
 // find returns the first line whose msg is msg.
 func (s *logSink) find(msg string) map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, line := range strings.Split(s.buf.String(), "\n") {
+	for _, line := range strings.Split(s.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
 			return m

@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -10,34 +9,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/iii-go/iii/internal/syncbuf"
 	"github.com/iii-go/iii/internal/wait"
 )
 
-// syncBuf is a goroutine-safe buffer standing in for the engine's output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	r                *Runner
-	out, errOut, log *syncBuf
+	out, errOut, log *syncbuf.Buffer
 }
 
 // start runs a Runner with fast timings; it is stopped at test end.
@@ -49,7 +30,7 @@ func start(t *testing.T, cfg Config) *harness {
 	if cfg.Grace == 0 {
 		cfg.Grace = 2 * time.Second
 	}
-	h := &harness{out: &syncBuf{}, errOut: &syncBuf{}, log: &syncBuf{}}
+	h := &harness{out: &syncbuf.Buffer{}, errOut: &syncbuf.Buffer{}, log: &syncbuf.Buffer{}}
 	h.r = Start(cfg, h.out, h.errOut, slog.New(slog.NewTextHandler(h.log, nil)))
 	t.Cleanup(func() { h.stop(t) })
 	return h
