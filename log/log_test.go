@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iii-go/iii/internal/disk"
+	"github.com/iii-go/iii/internal/syncbuf"
 	"github.com/iii-go/iii/internal/wait"
 )
 
@@ -587,6 +589,30 @@ func TestReopenedTailMovesToASpare(t *testing.T) {
 	openTest(t, dir, st, opts)
 	if _, _, applied := st.counts(); !slices.Equal(applied, seq(1, 6)) {
 		t.Fatalf("reopen replayed %v", applied)
+	}
+}
+
+// No spare is prepared where it would leave less than two more segments
+// free: the log writes into segments that grow instead, and says why.
+func TestNoSpareOnAFullDisk(t *testing.T) {
+	const segSize = 4096
+	availableSpace = func(string) (int64, error) { return 3*segSize - 1, nil }
+	t.Cleanup(func() { availableSpace = disk.Available })
+	dir := t.TempDir()
+	var logBuf syncbuf.Buffer
+	opts := Options{SegmentSize: segSize, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}
+	l := openTest(t, dir, newTestState(), opts)
+	appendN(t, l, 1, 3)
+	wait.For(t, 10*time.Second, "the spare to be refused", func() bool { return l.wal.spareState.Load() == spareFailed })
+	if !strings.Contains(logBuf.String(), "would leave too little for the log") {
+		t.Fatalf("no warning saying why: %s", logBuf.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, walDirName, spareName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a spare was written: %v", err)
+	}
+	appendN(t, l, 4, 2)
+	if l.LastIndex() != 5 {
+		t.Fatalf("LastIndex %d", l.LastIndex())
 	}
 }
 

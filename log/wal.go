@@ -207,7 +207,17 @@ func (s *walStore) askSpare() {
 	s.wantSpare <- struct{}{} // never blocks: the preparer took the last request
 }
 
+// spareHeadroom is how many segment sizes must stay free beside a spare:
+// zeros written ahead must never be what makes the log's own writes fail.
+const spareHeadroom = 2
+
+// availableSpace is disk.Available; tests stand in a small disk.
+var availableSpace = disk.Available
+
 func (s *walStore) prepareSpare() (*os.File, error) {
+	if free, err := availableSpace(s.walDir); err == nil && free < (1+spareHeadroom)*s.segSize {
+		return nil, fmt.Errorf("%d bytes free: a spare segment of %d would leave too little for the log", free, s.segSize)
+	}
 	path := filepath.Join(s.walDir, spareName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -45,5 +46,15 @@ func TestAppenderWraps(t *testing.T) {
 	}
 	if _, err := NewAppender(path, 10); err == nil {
 		t.Fatal("NewAppender took an existing file")
+	}
+}
+
+func TestAvailable(t *testing.T) {
+	free, err := Available(t.TempDir())
+	if err != nil || free <= 0 {
+		t.Fatalf("Available = %d, %v", free, err)
+	}
+	if _, err := Available(filepath.Join(t.TempDir(), "missing")); err == nil && runtime.GOOS == "linux" {
+		t.Fatal("Available of a missing path: no error")
 	}
 }
