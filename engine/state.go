@@ -53,7 +53,7 @@ func (e *Engine) appendState(code string, rec *log.Record) (projections.StateCha
 		o := logFailure(code, err)
 		return projections.StateChange{}, &o
 	}
-	return res.(projections.Change).State, nil
+	return res.(projections.StateChange), nil
 }
 
 func (e *Engine) stateSet(c *builtinCall) callOutcome {

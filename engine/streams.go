@@ -112,7 +112,7 @@ func (e *Engine) appendStream(code string, rec *log.Record) (projections.StreamC
 		o := logFailure(code, err)
 		return projections.StreamChange{}, &o
 	}
-	return res.(projections.Change).Stream, nil
+	return res.(projections.StreamChange), nil
 }
 
 // logFailure answers a write the log refused.
@@ -181,7 +181,7 @@ func (e *Engine) startStreamSet(c *builtinCall, done func(callOutcome)) bool {
 			done(logFailure("STREAM_SET_ERROR", err))
 			return
 		}
-		ch := res.(projections.Change).Stream
+		ch := res.(projections.StreamChange)
 		done(oldNew(ch.Old, ch.New))
 	})
 	if err != nil {
