@@ -109,7 +109,9 @@ func (s *session) reply(invocationID, functionID string, o callOutcome, tracepar
 		Traceparent:  traceparent,
 		Baggage:      baggage,
 	}
-	s.send(wire.AppendInvocationResult(nil, &r))
+	p := wire.GetFrame()
+	*p = wire.AppendInvocationResult(*p, &r)
+	s.sent(s.conn.SendFrame(p))
 }
 
 // target is where a function id leads: an engine built-in, a worker on

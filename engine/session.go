@@ -147,8 +147,12 @@ func (s *session) retire(why string) {
 
 // send queues one frame; a connection that cannot take it is already being
 // closed by wire (slow consumer), so the error is only logged.
-func (s *session) send(frame []byte) {
-	if err := s.conn.Send(frame); err != nil && err != wire.ErrClosed {
+func (s *session) send(frame []byte) { s.sent(s.conn.Send(frame)) }
+
+// sent logs a send that failed for another reason than a closed
+// connection (whose end is handled where it is noticed).
+func (s *session) sent(err error) {
+	if err != nil && err != wire.ErrClosed {
 		s.e.logger.Warn("send failed", "worker_id", s.id, "err", err)
 	}
 }

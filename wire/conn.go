@@ -132,8 +132,9 @@ const (
 
 // outFrame is one queued data frame and its opcode (opText or opBinary).
 type outFrame struct {
-	p  []byte
-	op byte
+	p    []byte
+	op   byte
+	pool *[]byte // set for a SendFrame buffer, recycled once p is written
 }
 
 // bigFrame is the payload size from which the server writer hands a frame to
@@ -216,7 +217,41 @@ func (c *Conn) Send(frame []byte) error { return c.send(frame, opText) }
 // rules as Send.
 func (c *Conn) SendBinary(frame []byte) error { return c.send(frame, opBinary) }
 
-func (c *Conn) send(frame []byte, op byte) error {
+// framePool holds the buffers of frames sent with SendFrame once written:
+// a reply built per call would otherwise be a fresh allocation each time.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledFrame is the largest buffer framePool keeps, so that one huge
+// frame does not stay pinned for small ones.
+const maxPooledFrame = 4 << 10
+
+// GetFrame returns an empty buffer to build a text frame in for SendFrame.
+func GetFrame() *[]byte {
+	p := framePool.Get().(*[]byte)
+	*p = (*p)[:0]
+	return p
+}
+
+// SendFrame is Send for a frame built in *p, a buffer from GetFrame: the
+// connection owns the buffer from the call on, and reuses it for another
+// frame once this one is written (or refused).
+func (c *Conn) SendFrame(p *[]byte) error {
+	err := c.sendPooled(*p, opText, p)
+	if err != nil {
+		putFrame(p)
+	}
+	return err
+}
+
+func putFrame(p *[]byte) {
+	if cap(*p) <= maxPooledFrame {
+		framePool.Put(p)
+	}
+}
+
+func (c *Conn) send(frame []byte, op byte) error { return c.sendPooled(frame, op, nil) }
+
+func (c *Conn) sendPooled(frame []byte, op byte, pool *[]byte) error {
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -233,7 +268,7 @@ func (c *Conn) send(frame []byte, op byte) error {
 		c.o.Logger.Warn("wire: closing slow consumer", "remote", c.remoteIP, "path", c.path, "reason", reason)
 		return ErrSlowConsumer
 	}
-	c.queue = append(c.queue, outFrame{frame, op})
+	c.queue = append(c.queue, outFrame{frame, op, pool})
 	c.nFrames++
 	c.nBytes += len(frame)
 	start := c.startWriterLocked()
@@ -418,6 +453,9 @@ func (c *Conn) writeLoop() {
 		c.nFrames -= len(batch)
 		for _, f := range batch {
 			c.nBytes -= len(f.p)
+			if f.pool != nil {
+				putFrame(f.pool)
+			}
 		}
 		if c.drained != nil {
 			close(c.drained)

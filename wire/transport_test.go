@@ -636,31 +636,47 @@ func TestNoMessageAfterClose(t *testing.T) {
 	}
 }
 
+// Frames from concurrent senders keep each sender's order; sent from
+// GetFrame buffers, which are reused once written, they also arrive intact.
 func TestConcurrentSendsKeepOrder(t *testing.T) {
-	const senders, each = 8, 2000
-	srv := newRecorder()
-	srv.onOpen = func(c *Conn) {
-		for g := range senders {
-			go func() {
-				for i := range each {
-					_ = c.Send(fmt.Appendf(nil, "%d %d", g, i))
+	for _, pooled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pooled=%v", pooled), func(t *testing.T) {
+			const senders, each = 8, 2000
+			srv := newRecorder()
+			srv.onOpen = func(c *Conn) {
+				for g := range senders {
+					go func() {
+						for i := range each {
+							if !pooled {
+								_ = c.Send(fmt.Appendf(nil, "%d %d", g, i))
+								continue
+							}
+							p := GetFrame()
+							*p = fmt.Appendf(*p, "%d %d %s", g, i, strings.Repeat("x", i%300))
+							_ = c.SendFrame(p)
+						}
+					}()
 				}
-			}()
-		}
-	}
-	s := startServer(t, srv, Options{})
-	cli := newRecorder()
-	dial(t, s, "/", cli, Options{})
-	next := make([]int, senders)
-	for range senders * each {
-		var g, i int
-		if _, err := fmt.Sscanf(cli.nextMsg(t), "%d %d", &g, &i); err != nil {
-			t.Fatal(err)
-		}
-		if i != next[g] {
-			t.Fatalf("sender %d: got frame %d, want %d", g, i, next[g])
-		}
-		next[g]++
+			}
+			s := startServer(t, srv, Options{})
+			cli := newRecorder()
+			dial(t, s, "/", cli, Options{})
+			next := make([]int, senders)
+			for range senders * each {
+				msg := cli.nextMsg(t)
+				var g, i int
+				if _, err := fmt.Sscanf(msg, "%d %d", &g, &i); err != nil {
+					t.Fatal(err)
+				}
+				if i != next[g] {
+					t.Fatalf("sender %d: got frame %d, want %d", g, i, next[g])
+				}
+				if want := fmt.Sprintf("%d %d %s", g, i, strings.Repeat("x", i%300)); pooled && msg != want {
+					t.Fatalf("frame %q, want %q", msg, want)
+				}
+				next[g]++
+			}
+		})
 	}
 }
 
