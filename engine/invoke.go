@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/iii-go/iii/wire"
@@ -43,7 +44,18 @@ type callOutcome struct {
 	hasResult bool
 	errRaw    json.RawMessage
 	err       *callError
+	// pooled is result's buffer when it came from resultPool: answering a
+	// caller (answerBuiltin) recycles it; an outcome that goes elsewhere
+	// leaves it to the collector.
+	pooled *[]byte
 }
+
+// resultPool recycles the buffers of results built per call (the old and
+// new values of a stream::set), which answering copies into the reply.
+var resultPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// maxPooledResult is the largest result buffer kept for reuse.
+const maxPooledResult = 4 << 10
 
 func (o callOutcome) failed() bool { return o.err != nil || o.errRaw != nil }
 
@@ -337,6 +349,9 @@ func (s *session) answerBuiltin(wantsReply bool, id, fid, tp, bg string, o callO
 		s.reply(id, fid, o, tp, bg)
 	} else if o.failed() {
 		s.e.logger.Debug("void call failed", "function_id", fid, "err", o.errorMessage())
+	}
+	if o.pooled != nil && cap(*o.pooled) <= maxPooledResult {
+		resultPool.Put(o.pooled) // the reply holds a copy
 	}
 }
 

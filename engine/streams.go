@@ -122,10 +122,13 @@ func logFailure(code string, err error) callOutcome {
 
 func oldNew(old, new []byte) callOutcome {
 	old, new = rawOrNull(old), rawOrNull(new)
-	b := make([]byte, 0, len(`{"old_value":,"new_value":}`)+len(old)+len(new))
-	b = append(append(b, `{"old_value":`...), old...)
-	b = append(append(b, `,"new_value":`...), new...)
-	return resultOf(append(b, '}'))
+	p := resultPool.Get().(*[]byte)
+	b := append((*p)[:0], `{"old_value":`...)
+	b = append(append(b, old...), `,"new_value":`...)
+	*p = append(append(b, new...), '}')
+	o := resultOf(*p)
+	o.pooled = p
+	return o
 }
 
 func (e *Engine) streamSet(c *builtinCall) callOutcome {
