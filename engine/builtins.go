@@ -160,7 +160,7 @@ func (e *Engine) fnWorkersRegister(c *builtinCall) callOutcome {
 		}
 	}
 	v, _ := json.Marshal(probe)
-	if _, ok := c.caller.append(&log.Record{Kind: log.KindWorkerUpdated, Worker: c.caller.id, Value: v}); !ok {
+	if !c.caller.append(&log.Record{Kind: log.KindWorkerUpdated, Worker: c.caller.id, Value: v}) {
 		return failure(codeInternal, "worker metadata was not recorded")
 	}
 	if !c.caller.named.Swap(true) {

@@ -448,9 +448,8 @@ func (e *Engine) firesHere(worker string) bool {
 
 // forwardRemote does for a registry record another node wrote what that
 // node did for it locally: this node's providers of a trigger type hear of
-// the type's triggers registered or removed there, and this node's
-// engine::workers-available and engine::functions-available triggers hear
-// of that node's workers and functions.
+// the type's triggers registered or removed there. (The engine-trigger
+// events fire from every applied record alike: fanout.registryEvents.)
 func (e *Engine) forwardRemote(rec *log.Record, ch projections.RegistryChange) {
 	switch rec.Kind {
 	case log.KindTriggerRegistered:

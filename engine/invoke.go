@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/iii-go/iii/wire"
@@ -44,18 +43,11 @@ type callOutcome struct {
 	hasResult bool
 	errRaw    json.RawMessage
 	err       *callError
-	// pooled is result's buffer when it came from resultPool: answering a
-	// caller (answerBuiltin) recycles it; an outcome that goes elsewhere
-	// leaves it to the collector.
+	// pooled is result's buffer when it came from wire.GetFrame: answering
+	// a caller (answerBuiltin) copies the result into the reply and returns
+	// the buffer; an outcome that goes elsewhere leaves it to the collector.
 	pooled *[]byte
 }
-
-// resultPool recycles the buffers of results built per call (the old and
-// new values of a stream::set), which answering copies into the reply.
-var resultPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
-
-// maxPooledResult is the largest result buffer kept for reuse.
-const maxPooledResult = 4 << 10
 
 func (o callOutcome) failed() bool { return o.err != nil || o.errRaw != nil }
 
@@ -350,8 +342,8 @@ func (s *session) answerBuiltin(wantsReply bool, id, fid, tp, bg string, o callO
 	} else if o.failed() {
 		s.e.logger.Debug("void call failed", "function_id", fid, "err", o.errorMessage())
 	}
-	if o.pooled != nil && cap(*o.pooled) <= maxPooledResult {
-		resultPool.Put(o.pooled) // the reply holds a copy
+	if o.pooled != nil {
+		wire.PutFrame(o.pooled) // the reply holds a copy
 	}
 }
 

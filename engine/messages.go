@@ -76,16 +76,15 @@ func (s *session) sendError(code, msg string) {
 	s.send(wire.AppendErrorFrame(nil, code, msg))
 }
 
-// append writes one record; a log failure is reported to the client (the
-// fact was not accepted) and logged.
-func (s *session) append(rec *log.Record) (projections.Change, bool) {
-	res, err := s.e.log.Append(rec)
-	if err != nil {
+// append writes one record and reports whether it was accepted; a log
+// failure is reported to the client (the fact was not accepted) and logged.
+func (s *session) append(rec *log.Record) bool {
+	if _, err := s.e.log.Append(rec); err != nil {
 		s.e.logger.Error("log append failed", "kind", rec.Kind.String(), "worker_id", s.id, "err", err)
 		s.sendError(codeInternal, rec.Kind.String()+" was not recorded: "+err.Error())
-		return projections.Change{}, false
+		return false
 	}
-	return res.(projections.Change), true
+	return true
 }
 
 func (s *session) registerFunction(m *wire.Message) {
@@ -145,7 +144,7 @@ func (s *session) registerFunction(m *wire.Message) {
 	writeRawField(&v, "response_format", m.ResponseFormat)
 	writeRawField(&v, "invocation", m.Invocation)
 	v.WriteByte('}')
-	if _, ok := s.append(&log.Record{Kind: log.KindFunctionRegistered, Worker: s.id, Function: full, Value: v.Bytes()}); ok {
+	if s.append(&log.Record{Kind: log.KindFunctionRegistered, Worker: s.id, Function: full, Value: v.Bytes()}) {
 		if s.grants != nil {
 			s.held.add("f:" + full)
 		}
@@ -169,7 +168,7 @@ func (s *session) unregisterFunction(m *wire.Message) {
 	if !ok || f.Worker != s.id {
 		return // only the owner can remove it; anything else is a silent no-op
 	}
-	if _, ok := s.append(&log.Record{Kind: log.KindFunctionUnregistered, Worker: s.id, Function: full}); ok {
+	if s.append(&log.Record{Kind: log.KindFunctionUnregistered, Worker: s.id, Function: full}) {
 		s.held.remove("f:" + full)
 	}
 }
@@ -214,7 +213,7 @@ func (s *session) registerTrigger(m *wire.Message) {
 		s.triggerRefused(m, tr.function, codeTriggerRegFailed, msg)
 		return
 	}
-	if _, ok := s.append(&log.Record{Kind: log.KindTriggerRegistered, Worker: s.id, Trigger: tr.id, TriggerType: tr.typ, Function: tr.function, Value: tr.config, Meta: tr.metadata}); !ok {
+	if !s.append(&log.Record{Kind: log.KindTriggerRegistered, Worker: s.id, Trigger: tr.id, TriggerType: tr.typ, Function: tr.function, Value: tr.config, Meta: tr.metadata}) {
 		return
 	}
 	if s.grants != nil {
@@ -366,7 +365,7 @@ func (s *session) unregisterTrigger(m *wire.Message) {
 	if !ok || (s.grants != nil && t.Worker != s.id) {
 		return // unknown ids (and, on RBAC listeners, other connections' ids) are a silent no-op
 	}
-	if _, ok := s.append(&log.Record{Kind: log.KindTriggerUnregistered, Worker: s.id, Trigger: t.ID, TriggerType: t.Type}); !ok {
+	if !s.append(&log.Record{Kind: log.KindTriggerUnregistered, Worker: s.id, Trigger: t.ID, TriggerType: t.Type}) {
 		return
 	}
 	s.held.remove("t:" + t.ID)
@@ -401,7 +400,7 @@ func (s *session) registerTriggerType(m *wire.Message) {
 	writeRawField(&v, "trigger_request_format", m.TriggerRequestFormat)
 	writeRawField(&v, "call_request_format", m.CallRequestFormat)
 	v.WriteByte('}')
-	if _, ok := s.append(&log.Record{Kind: log.KindTriggerTypeRegistered, Worker: s.id, TriggerType: id, Value: v.Bytes()}); !ok {
+	if !s.append(&log.Record{Kind: log.KindTriggerTypeRegistered, Worker: s.id, TriggerType: id, Value: v.Bytes()}) {
 		return
 	}
 	if s.grants != nil {
@@ -424,7 +423,7 @@ func (s *session) unregisterTriggerType(m *wire.Message) {
 	if !ok || tt.Worker != s.id {
 		return
 	}
-	if _, ok := s.append(&log.Record{Kind: log.KindTriggerTypeUnregistered, Worker: s.id, TriggerType: tt.ID}); ok {
+	if s.append(&log.Record{Kind: log.KindTriggerTypeUnregistered, Worker: s.id, TriggerType: tt.ID}) {
 		s.held.remove("y:" + tt.ID)
 	}
 }

@@ -122,8 +122,8 @@ func logFailure(code string, err error) callOutcome {
 
 func oldNew(old, new []byte) callOutcome {
 	old, new = rawOrNull(old), rawOrNull(new)
-	p := resultPool.Get().(*[]byte)
-	b := append((*p)[:0], `{"old_value":`...)
+	p := wire.GetFrame()
+	b := append(*p, `{"old_value":`...)
 	b = append(append(b, old...), `,"new_value":`...)
 	*p = append(append(b, new...), '}')
 	o := resultOf(*p)

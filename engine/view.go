@@ -24,11 +24,8 @@ type view struct {
 
 func newView() *view { return &view{Model: projections.NewModel()} }
 
-// Apply folds one durable record. What Append returns to the writer is the
-// part of the projections.Change its record's kind concerns: a StreamChange
-// for a stream record, a StateChange for a state record, the whole Change
-// otherwise. Boxing the whole Change cost an allocation of its full size
-// (320 bytes) on every stream::set.
+// Apply folds one durable record; Append returns projections.Result to the
+// writer.
 func (v *view) Apply(rec *log.Record) any {
 	v.mu.Lock()
 	ch := v.Model.Fold(rec)
@@ -36,13 +33,7 @@ func (v *view) Apply(rec *log.Record) any {
 	if v.changed != nil {
 		v.changed(rec, ch)
 	}
-	switch rec.Kind {
-	case log.KindStreamSet, log.KindStreamUpdate, log.KindStreamDelete, log.KindStreamSend:
-		return ch.Stream
-	case log.KindStateSet, log.KindStateUpdate, log.KindStateDelete:
-		return ch.State
-	}
-	return ch
+	return projections.Result(rec.Kind, ch)
 }
 
 // Snapshot writes the model under the read lock.

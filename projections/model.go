@@ -36,21 +36,36 @@ type Change struct {
 	Job      *Job // the queue job a queue.* record concerns (nil once done or discarded)
 }
 
+// kindFold is how the model folds one kind of record, and the part of the
+// Change a writer of that kind gets back from Append (nil: none of them
+// reads one, and boxing the whole Change would cost an allocation of its
+// full size per record).
+type kindFold struct {
+	fold   func(m *Model, rec *log.Record) Change
+	result func(Change) any
+}
+
 // folds maps every record kind to the projections that fold it. A kind
 // missing here would be silently ignored, so TestEveryKindIsFolded checks
 // the table against log.Kinds().
-var folds = func() (t [256]func(m *Model, rec *log.Record) Change) {
-	stream := func(m *Model, rec *log.Record) Change { return Change{Stream: m.Streams.Apply(rec)} }
-	state := func(m *Model, rec *log.Record) Change { return Change{State: m.States.Apply(rec)} }
-	registry := func(m *Model, rec *log.Record) Change {
+var folds = func() (t [256]kindFold) {
+	stream := kindFold{
+		fold:   func(m *Model, rec *log.Record) Change { return Change{Stream: m.Streams.Apply(rec)} },
+		result: func(ch Change) any { return ch.Stream },
+	}
+	state := kindFold{
+		fold:   func(m *Model, rec *log.Record) Change { return Change{State: m.States.Apply(rec)} },
+		result: func(ch Change) any { return ch.State },
+	}
+	registry := kindFold{fold: func(m *Model, rec *log.Record) Change {
 		ch := Change{Registry: m.Registry.Apply(rec)}
 		m.Subs.Apply(rec)
 		if len(ch.Registry.Workers) > 0 {
 			m.Subs.DropWorkers(ch.Registry.Workers...) // a cluster node's connections
 		}
 		return ch
-	}
-	job := func(m *Model, rec *log.Record) Change { return Change{Job: m.Queues.Apply(rec)} }
+	}}
+	job := kindFold{fold: func(m *Model, rec *log.Record) Change { return Change{Job: m.Queues.Apply(rec)} }}
 	for _, k := range []log.Kind{log.KindJobEnqueued, log.KindJobFailed, log.KindJobDone, log.KindJobDead,
 		log.KindJobRedriven, log.KindJobDiscarded} {
 		t[k] = job
@@ -70,20 +85,30 @@ var folds = func() (t [256]func(m *Model, rec *log.Record) Change) {
 }()
 
 // Folds reports whether the model folds records of kind k.
-func Folds(k log.Kind) bool { return folds[k] != nil }
+func Folds(k log.Kind) bool { return folds[k].fold != nil }
 
 // Fold folds one record into the projections of its kind. Kinds this build
 // does not know (written by a newer one) change nothing.
 func (m *Model) Fold(rec *log.Record) Change {
-	if f := folds[rec.Kind]; f != nil {
+	if f := folds[rec.Kind].fold; f != nil {
 		return f(m, rec)
 	}
 	return Change{}
 }
 
-// Apply is Fold as a log.Projection: the log hands the Change back to the
+// Result is what the writer of a record of kind k gets back from Append
+// when the fold changed ch: the StreamChange of a stream record, the
+// StateChange of a state record, nil for the others.
+func Result(k log.Kind, ch Change) any {
+	if r := folds[k].result; r != nil {
+		return r(ch)
+	}
+	return nil
+}
+
+// Apply is Fold as a log.Projection: the log hands Result back to the
 // Append caller.
-func (m *Model) Apply(rec *log.Record) any { return m.Fold(rec) }
+func (m *Model) Apply(rec *log.Record) any { return Result(rec.Kind, m.Fold(rec)) }
 
 // modelSnapshotVersion guards the layout Snapshot writes: a msgpack uint,
 // then one msgpack bytes blob per projection holding that projection's own

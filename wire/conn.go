@@ -225,7 +225,8 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b
 // frame does not stay pinned for small ones.
 const maxPooledFrame = 4 << 10
 
-// GetFrame returns an empty buffer to build a text frame in for SendFrame.
+// GetFrame returns an empty buffer to build a text frame in for SendFrame,
+// or any bytes that are copied into one (see PutFrame).
 func GetFrame() *[]byte {
 	p := framePool.Get().(*[]byte)
 	*p = (*p)[:0]
@@ -233,17 +234,20 @@ func GetFrame() *[]byte {
 }
 
 // SendFrame is Send for a frame built in *p, a buffer from GetFrame: the
-// connection owns the buffer from the call on, and reuses it for another
-// frame once this one is written (or refused).
+// connection owns the buffer from the call on, and returns it with PutFrame
+// once the frame is written or refused (a frame dropped from the queue of a
+// closed connection is left to the collector).
 func (c *Conn) SendFrame(p *[]byte) error {
 	err := c.sendPooled(*p, opText, p)
 	if err != nil {
-		putFrame(p)
+		PutFrame(p)
 	}
 	return err
 }
 
-func putFrame(p *[]byte) {
+// PutFrame returns a GetFrame buffer that is no longer used (a scratch
+// buffer copied into a frame, or a frame SendFrame no longer needs).
+func PutFrame(p *[]byte) {
 	if cap(*p) <= maxPooledFrame {
 		framePool.Put(p)
 	}
@@ -454,7 +458,7 @@ func (c *Conn) writeLoop() {
 		for _, f := range batch {
 			c.nBytes -= len(f.p)
 			if f.pool != nil {
-				putFrame(f.pool)
+				PutFrame(f.pool)
 			}
 		}
 		if c.drained != nil {
