@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iii-go/iii/internal/wait"
 )
 
 // noAutoSnapshots keeps automatic snapshots out of a test's way.
@@ -63,7 +65,12 @@ func TestAutoSnapshotsKeepTwo(t *testing.T) {
 	dir := t.TempDir()
 	opts := Options{SnapshotEvery: 10}
 	l := openTest(t, dir, newTestState(), opts)
-	appendN(t, l, 1, 55)
+	for from := 1; from <= 55; from += 5 {
+		appendN(t, l, from, 5)
+		// A snapshot due while the last is still being written waits for
+		// it; give the writer its time, as real traffic would.
+		wait.For(t, 10*time.Second, "the snapshot writer", func() bool { return l.snapPending.Load() == 0 })
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
