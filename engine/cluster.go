@@ -194,16 +194,24 @@ func (n *node) check(now time.Time) {
 	}
 }
 
-// declarer is the first, by name, of the started nodes not in silent: the
-// one node that declares the silent ones lost.
+// declarer is the first, by name, of this node and the started nodes not
+// in silent: the one node that declares the silent ones lost.
 func (n *node) declarer(nodes map[string]string, silent []string) string {
-	best := n.name
+	if first := firstNode(nodes, silent); first != "" && first < n.name {
+		return first
+	}
+	return n.name
+}
+
+// firstNode is the first, by name, of nodes not in except ("" if none).
+func firstNode(nodes map[string]string, except []string) string {
+	first := ""
 	for name := range nodes {
-		if name < best && !slices.Contains(silent, name) {
-			best = name
+		if (first == "" || name < first) && !slices.Contains(except, name) {
+			first = name
 		}
 	}
-	return best
+	return first
 }
 
 // isLeader reports whether this node leads: it runs what one engine of the
@@ -222,12 +230,7 @@ func (n *node) isLeader() bool { return n.leading.Load() }
 func (n *node) applied(rec *log.Record) {
 	if rec.Kind == log.KindEngineStarted || rec.Kind == log.KindNodeLost {
 		n.e.view.mu.RLock()
-		first := ""
-		for name := range n.e.view.Registry.Nodes() {
-			if first == "" || name < first {
-				first = name
-			}
-		}
+		first := firstNode(n.e.view.Registry.Nodes(), nil)
 		n.e.view.mu.RUnlock()
 		n.leading.Store(first == n.name)
 	}
@@ -272,30 +275,30 @@ func (n *node) rejoin() {
 // refusal of a trigger that worker registered). Best effort, as a frame to
 // a local worker is.
 func (n *node) tell(worker string, frame []byte) {
-	to := n.e.remoteNode(worker)
-	if to == "" {
+	w, ok := n.e.remoteWorker(worker)
+	if !ok {
 		return
 	}
-	m := &nats.Msg{Subject: n.subject + ".tell." + to, Data: frame, Header: nats.Header{"Worker": []string{worker}}}
+	m := &nats.Msg{Subject: n.subject + ".tell." + w.Node, Data: frame, Header: nats.Header{"Worker": []string{worker}}}
 	if err := n.nc.PublishMsg(m); err != nil {
-		n.e.logger.Debug("cluster: frame for a worker on another node not sent", "node", to, "err", err)
+		n.e.logger.Debug("cluster: frame for a worker on another node not sent", "node", w.Node, "err", err)
 	}
 }
 
-// remoteNode is the other cluster node worker is connected to; "" on a
-// single engine, for a worker of this node, or one the registry does not
-// know.
-func (e *Engine) remoteNode(worker string) string {
+// remoteWorker is the registry's record of worker when it is connected to
+// another cluster node; false on a single engine, for a worker of this
+// node, or one the registry does not know.
+func (e *Engine) remoteWorker(worker string) (projections.Worker, bool) {
 	if e.node == nil {
-		return ""
+		return projections.Worker{}, false
 	}
 	e.view.mu.RLock()
 	w, ok := e.view.Registry.Worker(worker)
 	e.view.mu.RUnlock()
-	if !ok || w.Node == e.node.name {
-		return ""
+	if !ok || w.Node == "" || w.Node == e.node.name {
+		return projections.Worker{}, false
 	}
-	return w.Node
+	return w, true
 }
 
 // told delivers a frame another node sent to one of this node's workers.

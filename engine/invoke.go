@@ -141,8 +141,8 @@ func (e *Engine) lookup(functionID string) (target, bool) {
 	}
 	owner := e.session(f.Worker)
 	if owner == nil {
-		if node := e.remoteNode(f.Worker); node != "" {
-			return target{remote: node, id: functionID}, true
+		if w, ok := e.remoteWorker(f.Worker); ok {
+			return target{remote: w.Node, id: functionID}, true
 		}
 		return target{}, false
 	}

@@ -270,16 +270,11 @@ func (e *Engine) callerFor(worker string) func(functionID string, data, metadata
 		}
 		return e.callTraced
 	}
-	if e.node != nil {
-		e.view.mu.RLock()
-		w, ok := e.view.Registry.Worker(worker)
-		e.view.mu.RUnlock()
-		if ok && w.RBAC && w.Node != "" && w.Node != e.node.name {
-			return func(functionID string, data, metadata json.RawMessage, traceparent string) callOutcome {
-				// Made there as the session, with its rights.
-				return e.node.call(w.Node, callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent, As: worker},
-					e.cfg.Engine.CallTimeout)
-			}
+	if w, ok := e.remoteWorker(worker); ok && w.RBAC {
+		return func(functionID string, data, metadata json.RawMessage, traceparent string) callOutcome {
+			// Made there as the session, with its rights.
+			return e.node.call(w.Node, callRequest{FunctionID: functionID, Data: data, Metadata: metadata, Traceparent: traceparent, As: worker},
+				e.cfg.Engine.CallTimeout)
 		}
 	}
 	return e.callTraced
