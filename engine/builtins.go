@@ -204,19 +204,40 @@ type functionRow struct {
 	Metadata    json.RawMessage `json:"metadata,omitempty"`
 }
 
+// functionFilter is what engine::functions::list selects by; the zero
+// value selects every function but the engine's internal ones.
+type functionFilter struct {
+	Search          string   `json:"search"`
+	Prefix          string   `json:"prefix"`
+	Worker          string   `json:"worker"`
+	Workers         []string `json:"workers"`
+	IncludeInternal bool     `json:"include_internal"`
+}
+
 func (e *Engine) fnFunctionsList(c *builtinCall) callOutcome {
-	var in struct {
-		Search          string   `json:"search"`
-		Prefix          string   `json:"prefix"`
-		Worker          string   `json:"worker"`
-		Workers         []string `json:"workers"`
-		IncludeInternal bool     `json:"include_internal"`
-	}
+	var in functionFilter
 	if o := c.decode("engine::functions::list", &in); o != nil {
 		return *o
 	}
+	rows := e.functionRows(in)
+	if c.caller != nil && c.caller.grants != nil {
+		visible := rows[:0]
+		for _, r := range rows {
+			if c.caller.mayCall(r.FunctionID) {
+				visible = append(visible, r)
+			}
+		}
+		rows = visible
+	}
+	return marshalResult(map[string]any{"functions": rows})
+}
+
+// functionRows lists the registered functions in selects, as
+// engine::functions::list shows them.
+func (e *Engine) functionRows(in functionFilter) []functionRow {
 	rows := []functionRow{}
 	e.view.mu.RLock()
+	defer e.view.mu.RUnlock()
 	for _, f := range e.view.Registry.Functions() {
 		name := e.workerName(f)
 		switch {
@@ -229,17 +250,7 @@ func (e *Engine) fnFunctionsList(c *builtinCall) callOutcome {
 		}
 		rows = append(rows, functionRow{FunctionID: f.ID, WorkerName: name, Description: f.Description, Metadata: nonNull(f.Metadata)})
 	}
-	e.view.mu.RUnlock()
-	if c.caller != nil && c.caller.grants != nil {
-		visible := rows[:0]
-		for _, r := range rows {
-			if c.caller.mayCall(r.FunctionID) {
-				visible = append(visible, r)
-			}
-		}
-		rows = visible
-	}
-	return marshalResult(map[string]any{"functions": rows})
+	return rows
 }
 
 func contains(list []string, s string) bool {

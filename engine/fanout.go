@@ -209,6 +209,13 @@ func (f *fanout) publishStream(subs []projections.Sub, from cause, timeNanos int
 }
 
 func (f *fanout) stateEvent(from cause, rec *log.Record, ch projections.StateChange) {
+	e := f.e
+	e.view.mu.RLock()
+	f.subs = e.view.Subs.AppendMatchState(f.subs[:0], rec.Scope, rec.Key)
+	e.view.mu.RUnlock()
+	if len(f.subs) == 0 {
+		return // nothing is encoded when no trigger receives it
+	}
 	typ := "state:updated"
 	switch {
 	case rec.Kind == log.KindStateDelete:
@@ -226,10 +233,6 @@ func (f *fanout) stateEvent(from cause, rec *log.Record, ch projections.StateCha
 	b = append(b, `,"new_value":`...)
 	b = append(b, rawOrNull(ch.New)...)
 	b = append(b, '}')
-	e := f.e
-	e.view.mu.RLock()
-	f.subs = e.view.Subs.AppendMatchState(f.subs[:0], rec.Scope, rec.Key)
-	e.view.mu.RUnlock()
 	for _, s := range f.subs {
 		f.fire(s, b, from)
 	}
@@ -396,12 +399,7 @@ func (f *fanout) registryEvents(rec *log.Record, ch projections.RegistryChange) 
 // functionsChanged fires engine::functions-available triggers.
 func (f *fanout) functionsChanged() {
 	f.fireEngineType("engine::functions-available", func() json.RawMessage {
-		o := f.e.fnFunctionsList(&builtinCall{e: f.e})
-		var list struct {
-			Functions json.RawMessage `json:"functions"`
-		}
-		json.Unmarshal(o.result, &list)
-		b, _ := json.Marshal(map[string]any{"event": "functions_changed", "functions": list.Functions})
+		b, _ := json.Marshal(map[string]any{"event": "functions_changed", "functions": f.e.functionRows(functionFilter{})})
 		return b
 	})
 }
