@@ -25,6 +25,10 @@ func ReadStream(ctx context.Context, js jetstream.JetStream, stream string, from
 		FilterSubjects: []string{Subject(stream)},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
+		// The server drops the consumer this soon after the read ends, not
+		// after the default five minutes: `iii replay --nats --follow` reads
+		// every 200 ms.
+		InactiveThreshold: 5 * time.Second,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: read stream %s: %w", stream, err)
