@@ -121,9 +121,11 @@ func parseID(id []byte) (seq uint64, sent int64, ok bool) {
 	return seq, sent, true
 }
 
-// dial opens a WebSocket client connection and starts its read loop. Its
-// socket is a pipeConn, which pipelined handlers use to batch their writes.
-func dial(url string, h gws.Event) (*gws.Conn, *pipeConn, error) {
+// dial opens a WebSocket client connection whose socket is a pipeConn
+// (pipelined handlers batch their writes with it), hands both to ready and
+// only then starts the read loop: a frame the server sends at once must find
+// the handler's fields set.
+func dial(url string, h gws.Event, ready func(*gws.Conn, *pipeConn)) error {
 	var pipe *pipeConn
 	conn, _, err := gws.NewClient(h, &gws.ClientOption{
 		Addr:             url,
@@ -131,10 +133,11 @@ func dial(url string, h gws.Event) (*gws.Conn, *pipeConn, error) {
 		NewDialer:        func() (gws.Dialer, error) { return pipeDialer{&pipe}, nil },
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("bench: dial %s: %w", url, err)
+		return fmt.Errorf("bench: dial %s: %w", url, err)
 	}
+	ready(conn, pipe)
 	go conn.ReadLoop()
-	return conn, pipe, nil
+	return nil
 }
 
 // pipeDialer dials TCP and wraps the socket in a pipeConn.
@@ -162,14 +165,12 @@ type worker struct {
 // dialWorker connects a worker and sends its registration frames.
 func dialWorker(url string, onInvoke func([]byte), register ...string) (*worker, error) {
 	w := &worker{onInvoke: onInvoke}
-	conn, pipe, err := dial(url, w)
-	if err != nil {
+	if err := dial(url, w, func(c *gws.Conn, p *pipeConn) { w.conn, w.pipe = c, p }); err != nil {
 		return nil, err
 	}
-	w.conn, w.pipe = conn, pipe
 	for _, f := range register {
-		if err := conn.WriteString(f); err != nil {
-			conn.NetConn().Close()
+		if err := w.conn.WriteString(f); err != nil {
+			w.conn.NetConn().Close()
 			return nil, fmt.Errorf("bench: register worker: %w", err)
 		}
 	}
@@ -228,11 +229,9 @@ type caller struct {
 
 func dialCaller(url string, body func([]byte, uint64) []byte) (*caller, error) {
 	c := &caller{base: time.Now(), body: body}
-	conn, pipe, err := dial(url, c)
-	if err != nil {
+	if err := dial(url, c, func(conn *gws.Conn, p *pipeConn) { c.conn, c.pipe = conn, p }); err != nil {
 		return nil, err
 	}
-	c.conn, c.pipe = conn, pipe
 	return c, nil
 }
 
@@ -248,11 +247,10 @@ func (c *caller) send() error {
 
 // OnMessage implements gws.Event.
 func (c *caller) OnMessage(s *gws.Conn, m *gws.Message) {
+	defer m.Close()
 	b := m.Bytes()
-	last := c.pipe.begin(len(b))
+	defer c.flush(c.pipe.begin(len(b)))
 	if !bytes.Contains(b, tagResult) {
-		m.Close()
-		c.flush(last)
 		return
 	}
 	_, sent, okID := parseID(field(b, "invocation_id"))
@@ -266,13 +264,9 @@ func (c *caller) OnMessage(s *gws.Conn, m *gws.Message) {
 			c.lat = append(c.lat, time.Since(c.base)-time.Duration(sent))
 		}
 	}
-	m.Close()
-	if c.running.Load() && c.send() == nil {
-		c.flush(last)
-		return
+	if !c.running.Load() || c.send() != nil {
+		c.inflight.Add(-1)
 	}
-	c.inflight.Add(-1)
-	c.flush(last)
 }
 
 // flush ends the handling of a frame: after the last one of a burst, the

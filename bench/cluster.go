@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/iii-go/iii/internal/natstest"
 )
 
 // The cluster scenario: engines sharing one log on NATS JetStream, started
@@ -45,7 +47,7 @@ func startJetStream(dir string, n int) (urls []string, stop func(), err error) {
 				o.Routes = append(o.Routes, server.RoutesFromStr("nats://127.0.0.1:"+strconv.Itoa(p))...)
 			}
 		}
-		s, err := runNATS(o)
+		s, err := natstest.Run(o)
 		if err != nil {
 			return nil, stop, err
 		}

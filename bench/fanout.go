@@ -192,11 +192,9 @@ type wsPublisher struct {
 
 func dialPublisher(url, stream string) (*wsPublisher, error) {
 	p := &wsPublisher{stream: stream}
-	conn, _, err := dial(url, p)
-	if err != nil {
+	if err := dial(url, p, func(c *gws.Conn, _ *pipeConn) { p.conn = c }); err != nil {
 		return nil, err
 	}
-	p.conn = conn
 	return p, nil
 }
 
@@ -310,14 +308,12 @@ func dialStreamFanSide(workerURL, streamURL, stream string, n int) (*fanSide, er
 	f := &fanSide{t: newFanTracker(n)}
 	for range n {
 		sub := &streamSub{on: f.t.deliverFrame}
-		conn, _, err := dial(streamURL, sub)
-		if err != nil {
+		if err := dial(streamURL, sub, func(c *gws.Conn, _ *pipeConn) { sub.conn = c }); err != nil {
 			f.close()
 			return nil, err
 		}
-		sub.conn = conn
 		f.subs = append(f.subs, sub)
-		if err := conn.WriteString(`{"type":"join","data":{"subscriptionId":"s","streamName":"` + stream + `","groupId":"g"}}`); err != nil {
+		if err := sub.conn.WriteString(`{"type":"join","data":{"subscriptionId":"s","streamName":"` + stream + `","groupId":"g"}}`); err != nil {
 			f.close()
 			return nil, fmt.Errorf("bench: join: %w", err)
 		}

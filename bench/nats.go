@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/iii-go/iii/internal/natstest"
 )
 
 // The invoke and fan-out loads on NATS: an embedded nats-server on a free
@@ -20,22 +21,6 @@ import (
 // engine side is measured again next to it, with the same load.
 
 const natsEcho = "bench.echo"
-
-// runNATS starts an in-process nats-server with o on a free loopback port
-// and waits until it accepts connections.
-func runNATS(o *server.Options) (*server.Server, error) {
-	o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, true
-	s, err := server.NewServer(o)
-	if err != nil {
-		return nil, err
-	}
-	go s.Start()
-	if !s.ReadyForConnections(15 * time.Second) {
-		s.Shutdown()
-		return nil, errors.New("nats-server did not start")
-	}
-	return s, nil
-}
 
 // natsInvoke is a responder and the callers' connections.
 type natsInvoke struct {
@@ -194,7 +179,7 @@ func dialNATSFan(url, subject string, n int) (*fanSide, error) {
 }
 
 func (r *runner) nats() error {
-	s, err := runNATS(&server.Options{})
+	s, err := natstest.Run(&server.Options{})
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -117,7 +116,7 @@ func (r *runner) store() error {
 	if err != nil {
 		return err
 	}
-	entry := append(binary.AppendUvarint(nil, uint64(len(frame))), frame...)
+	entry := iiilog.AppendEntry(nil, frame)
 	for _, n := range []int{1, inFlight} {
 		r.progress("store %d appenders", n)
 		var ours, base float64

@@ -17,6 +17,7 @@ import (
 // fold, reply) plus a client that allocates nothing per call.
 type setLoad struct {
 	frame   []byte
+	sent    atomic.Int64
 	results atomic.Int64
 	failed  atomic.Int64
 	want    int64
@@ -32,11 +33,19 @@ func (l *setLoad) Message(c *wire.Conn, b []byte) {
 	if !bytes.Contains(b, []byte(`"result"`)) || bytes.Contains(b, []byte(`"error":{`)) {
 		l.failed.Add(1)
 	}
-	if n := l.results.Add(1); n == l.want {
+	if l.results.Add(1) == l.want {
 		close(l.done)
-	} else if n < l.want {
-		_ = c.Send(l.frame)
 	}
+	l.send(c)
+}
+
+// send sends one more call while fewer than want have gone out, so that
+// none is still running when the measurement ends.
+func (l *setLoad) send(c *wire.Conn) error {
+	if l.sent.Add(1) > l.want {
+		return nil
+	}
+	return c.Send(l.frame)
 }
 
 func (l *setLoad) Close(*wire.Conn, error) {}
@@ -59,8 +68,8 @@ func benchStreamSet(b *testing.B, sync string, inFlight int) {
 	defer conn.Close(wire.CloseNormal, "")
 	b.ReportAllocs()
 	b.ResetTimer()
-	for range min(inFlight, b.N) {
-		if err := conn.Send(l.frame); err != nil {
+	for range inFlight {
+		if err := l.send(conn); err != nil {
 			b.Fatal(err)
 		}
 	}

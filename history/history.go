@@ -33,7 +33,8 @@ func LiveLog(l log.Journal) Source {
 }
 
 // Dir reads the log directory dir with log.Scan, safe next to the engine
-// appending to it. last finds its last index (see replay.LastIndex).
+// appending to it. last finds its last index (replay has one that starts
+// from the newest snapshot).
 func Dir(dir string, last func() (uint64, error)) Source {
 	return Source{Read: func(from uint64, fn func(*log.Record) error) error { return log.Scan(dir, from, fn) }, Last: last}
 }

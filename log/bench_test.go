@@ -2,7 +2,6 @@ package log
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
 	"path/filepath"
 	"runtime"
@@ -82,7 +81,7 @@ func BenchmarkRawWAL(b *testing.B) {
 	}
 	defer a.Close()
 	frame, _ := EncodeRecord(nil, benchRecord())
-	entry := append(binary.AppendUvarint(nil, uint64(len(frame))), frame...)
+	entry := AppendEntry(nil, frame)
 	batch := bytes.Repeat(entry, benchAppenders)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -2,6 +2,7 @@ package log
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,12 @@ const (
 type segmentFile struct {
 	first uint64
 	path  string
+}
+
+// AppendEntry appends frame (an EncodeRecord output) to dst as a segment
+// entry, behind its uvarint length.
+func AppendEntry(dst, frame []byte) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(frame))), frame...)
 }
 
 // startSuffix marks the complete copy tidwall/wal, the segment store of

@@ -1,7 +1,6 @@
 package log
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -244,8 +243,7 @@ func (s *walStore) write(first uint64, buf []byte, ends []int) error {
 	s.frames = s.frames[:0]
 	start := 0
 	for _, end := range ends {
-		s.frames = binary.AppendUvarint(s.frames, uint64(end-start))
-		s.frames = append(s.frames, buf[start:end]...)
+		s.frames = AppendEntry(s.frames, buf[start:end])
 		start = end
 	}
 	size := s.tailSize.Load()

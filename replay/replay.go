@@ -49,13 +49,13 @@ func RecordsProgress(src history.Source, f history.Filter, p *Progress, fn func(
 
 // dirSource reads the log directory dir.
 func dirSource(dir string) history.Source {
-	return history.Dir(dir, func() (uint64, error) { return LastIndex(dir) })
+	return history.Dir(dir, func() (uint64, error) { return lastIndex(dir) })
 }
 
-// LastIndex returns the index of the last record in the log directory dir
+// lastIndex returns the index of the last record in the log directory dir
 // (0 for an empty log). It reads from the newest snapshot on, so it costs at
 // most one snapshot interval of records.
-func LastIndex(dir string) (uint64, error) {
+func lastIndex(dir string) (uint64, error) {
 	snap, _, err := log.LatestSnapshotBefore(dir, math.MaxUint64)
 	if err != nil {
 		return 0, err
