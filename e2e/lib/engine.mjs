@@ -139,7 +139,22 @@ export function spawnLogged(bin, args, { cwd, env = process.env, logFile, label,
       resolve({ code, signal })
     })
   })
-  return { proc, exited, output: () => out, expectExit() { expected = true } }
+  return {
+    proc,
+    exited,
+    output: () => out,
+    expectExit() { expected = true },
+    /** Send `signal` unless it already exited, wait for the exit (SIGKILL after 10 s). */
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return exited
+      expected = true
+      proc.kill(signal)
+      const t = setTimeout(() => { try { proc.kill('SIGKILL') } catch {} }, 10000)
+      const r = await exited
+      clearTimeout(t)
+      return r
+    },
+  }
 }
 
 /**
@@ -214,12 +229,7 @@ export async function startEngine(opts = {}) {
     get exited() { return child.exited },
     logs: () => child.output(),
     /** Send `signal`, wait for exit (SIGKILL after 10 s). */
-    async stop(signal = 'SIGTERM') {
-      const { proc, exited } = child
-      if (proc.exitCode !== null || proc.signalCode !== null) return exited
-      child.expectExit()
-      return stopProcess(proc, exited, signal)
-    },
+    stop: (signal) => child.stop(signal),
     kill() { return engine.stop('SIGKILL') },
     /** Start again with the same config, ports and data dir. */
     async restart() {
@@ -236,14 +246,6 @@ export async function startEngine(opts = {}) {
 }
 
 /** Send `signal` to a child and wait for `exited`; SIGKILL if it is still there after 10 s. */
-export async function stopProcess(proc, exited, signal) {
-  proc.kill(signal)
-  const t = setTimeout(() => { try { proc.kill('SIGKILL') } catch {} }, 10000)
-  const r = await exited
-  clearTimeout(t)
-  return r
-}
-
 /** Poll `fn` until it returns a truthy value (exceptions count as "not yet"). */
 export async function waitFor(fn, timeoutMs = 5000, what = 'condition', intervalMs = 50) {
   const deadline = Date.now() + timeoutMs

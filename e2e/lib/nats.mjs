@@ -4,7 +4,7 @@
 import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { REPO_DIR, canConnect, freePort, sleep, spawnLogged, stopProcess, waitFor } from './engine.mjs'
+import { REPO_DIR, canConnect, freePort, sleep, spawnLogged, waitFor } from './engine.mjs'
 
 // E2E_NATS_BIN points the suite at another nats-server binary.
 export const NATS_BIN = process.env.E2E_NATS_BIN ?? path.join(REPO_DIR, 'bin', 'nats-server')
@@ -96,11 +96,7 @@ export async function startNats(opts = {}) {
     waitHealthy: (timeoutMs = 20000) =>
       waitFor(async () => (await server.healthz()).status === 200, timeoutMs, `nats-server ${port} healthy`, 100),
     /** Send `signal`, wait for exit (SIGKILL after 10 s). */
-    async stop(signal = 'SIGTERM') {
-      if (!server.running) return child.exited
-      child.expectExit()
-      return stopProcess(child.proc, child.exited, signal)
-    },
+    stop: (signal) => child.stop(signal),
     kill() { return server.stop('SIGKILL') },
     async cleanup() {
       await server.stop()
