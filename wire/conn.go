@@ -117,6 +117,8 @@ type Conn struct {
 	opened     chan struct{} // closed after Handler.Open returned
 	done       chan struct{} // closed when state leaves stateOpen
 
+	delivered int64 // data messages handed to the handler (read goroutine only)
+
 	// writer-owned scratch
 	wbuf    []byte      // encoded frames of the pending write
 	seg     int         // start of the part of wbuf not yet referenced by iov
@@ -663,6 +665,7 @@ func (connEvents) OnPong(*gws.Conn, []byte) {} // frameGuard already counted the
 func (connEvents) OnMessage(s *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	c := connOf(s)
+	c.delivered++
 	if c.h == nil {
 		return // /otel: drained
 	}
@@ -696,6 +699,13 @@ func (connEvents) OnMessage(s *gws.Conn, m *gws.Message) {
 		c.busy.Store(false)
 	}
 }
+
+// More reports, during Handler.Message (or FrameHandler.Frame), whether the
+// next message has already been read from the socket: the one being handled
+// is not the last of the burst that arrived with it. A handler can then hold
+// work back and do it once for the whole burst, without waiting for bytes
+// that have not come. Read goroutine only.
+func (c *Conn) More() bool { return c.guard.msgs > c.delivered }
 
 func (c *Conn) isOpen() bool {
 	c.mu.Lock()

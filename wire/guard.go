@@ -17,7 +17,9 @@ var errTooLarge = errors.New("wire: message too large")
 // WebSocket frame headers as the bytes stream past, so that
 //   - an oversized message is refused before gws buffers it, with our own close
 //     frame (1009, reason naming the limit; gws's own reason would not name it),
-//   - every inbound byte counts as activity for the keepalive timer.
+//   - every inbound byte counts as activity for the keepalive timer,
+//   - the handler can tell whether the message it handles is the last one
+//     read so far (Conn.More).
 //
 // It first skips the HTTP head (up to the empty line), since on both sides the
 // same buffered reader carries the handshake and then the frames.
@@ -34,6 +36,8 @@ type frameGuard struct {
 	need int   // header length once known, else 2
 	skip int64 // payload bytes of the current frame still to pass
 	msg  int64 // size of the current (possibly fragmented) data message
+	fin  bool  // the current frame ends a data message
+	msgs int64 // data messages whose last byte has been read
 
 	tooLarge bool
 }
@@ -106,6 +110,9 @@ func (g *frameGuard) scan(p []byte) (cut int, bad bool) {
 			}
 			g.skip -= k
 			i += int(k)
+			if g.skip == 0 && g.fin {
+				g.msgs++
+			}
 			continue
 		}
 		start := i - g.hn
@@ -149,7 +156,11 @@ func (g *frameGuard) scan(p []byte) (cut int, bad bool) {
 				return max(start, 0), true
 			}
 		}
+		g.fin = g.hdr[0]&0x0f < 8 && g.hdr[0]&0x80 != 0
 		g.skip = int64(length)
+		if length == 0 && g.fin {
+			g.msgs++
+		}
 	}
 	return 0, false
 }

@@ -54,6 +54,9 @@ func TestFrameGuard(t *testing.T) {
 		if !errors.Is(err, errTooLarge) || got < good || got >= good+badHeader {
 			t.Errorf("chunk %d: passed %d bytes then %v; want %d to %d bytes then errTooLarge", chunk, got, err, good, good+badHeader-1)
 		}
+		if g.msgs != 3 { // a, b and c; d never ends
+			t.Errorf("chunk %d: %d whole messages counted, want 3", chunk, g.msgs)
+		}
 	}
 
 	// Bare "\n" line ends end the head as well.

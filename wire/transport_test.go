@@ -856,3 +856,37 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatalf("an admitted connection stopped working: %q", got)
 	}
 }
+
+// More tells a handler whether the next message was read with the one it
+// handles: true for every message of a burst but its last, whatever
+// control frames and fragments lie between them.
+func TestMoreTellsTheBurst(t *testing.T) {
+	srv := newRecorder()
+	more := make(chan bool, 16)
+	srv.onMessage = func(c *Conn, _ []byte) { more <- c.More() }
+	s := startServer(t, srv, Options{})
+	r := dialRaw(t, s, "/")
+
+	r.write(t, clientFrame(true, opText, []byte("a")),
+		clientFrame(true, opPing, nil),
+		clientFrame(false, opText, []byte("b1")), clientFrame(false, 0, []byte("b2")), clientFrame(true, 0, nil),
+		clientFrame(true, opText, []byte("c")))
+	for _, want := range []struct {
+		msg  string
+		more bool
+	}{{"a", true}, {"b1b2", true}, {"c", false}} {
+		if got := srv.nextMsg(t); got != want.msg {
+			t.Fatalf("message %q, want %q", got, want.msg)
+		}
+		if got := <-more; got != want.more {
+			t.Fatalf("More() during %q = %v, want %v", want.msg, got, want.more)
+		}
+	}
+	r.write(t, clientFrame(true, opText, []byte("d")))
+	if got := srv.nextMsg(t); got != "d" {
+		t.Fatalf("message %q, want d", got)
+	}
+	if <-more {
+		t.Fatal("More() during a message sent alone = true")
+	}
+}
