@@ -529,6 +529,33 @@ func (l *Log) AppendAsync(rec *log.Record, then func(result any, err error)) err
 	return nil
 }
 
+// AppendAsyncBatch publishes each record as AppendAsync does, thens[i]
+// answering recs[i]. JetStream stores them one by one, so unlike the local
+// log's the batch is not atomic. Once part of it is published, a close
+// answers the rest with the error instead of returning it.
+func (l *Log) AppendAsyncBatch(recs []*log.Record, thens []func(result any, err error)) error {
+	if len(recs) != len(thens) {
+		return fmt.Errorf("cluster: append batch: %d records, %d callbacks", len(recs), len(thens))
+	}
+	for i, rec := range recs {
+		if rec == nil {
+			return fmt.Errorf("cluster: append batch: record %d is nil", i)
+		}
+	}
+	for i, rec := range recs {
+		if err := l.AppendAsync(rec, thens[i]); err != nil {
+			if i == 0 {
+				return err
+			}
+			for _, then := range thens[i:] {
+				then(nil, err)
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
 func (l *Log) publish(m *nats.Msg) {
 	_, err := l.js.PublishMsgAsync(m)
 	switch {

@@ -98,31 +98,40 @@ func TestTwoNodesApplyOneOrder(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 
-	// Concurrent appends to one key from both nodes: every answer is the
-	// count before it at its own index, so the answers are 0..n-1 exactly once.
-	const per = 200
+	// Concurrent appends to one key from both nodes (a one by one, b in
+	// batches): every answer is the count before it at its own index, so the
+	// answers are 0..n-1 exactly once.
+	const per, batch = 200, 10
 	seen := make([]bool, 2*per)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, l := range []*Log{a, b} {
-		for range per {
-			wg.Add(1)
-			if err := l.AppendAsync(set("k"), func(res any, err error) {
-				defer wg.Done()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				n := res.(uint64)
-				if seen[n] {
-					t.Errorf("answer %d given twice", n)
-				}
-				seen[n] = true
-			}); err != nil {
-				t.Fatal(err)
-			}
+	answer := func(res any, err error) {
+		defer wg.Done()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		n := res.(uint64)
+		if seen[n] {
+			t.Errorf("answer %d given twice", n)
+		}
+		seen[n] = true
+	}
+	wg.Add(2 * per)
+	for range per {
+		if err := a.AppendAsync(set("k"), answer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range per / batch {
+		recs, thens := make([]*log.Record, batch), make([]func(any, error), batch)
+		for i := range recs {
+			recs[i], thens[i] = set("k"), answer
+		}
+		if err := b.AppendAsyncBatch(recs, thens); err != nil {
+			t.Fatal(err)
 		}
 	}
 	wg.Wait()

@@ -54,6 +54,10 @@ type Journal interface {
 	// AppendAsync calls then with Apply's result (or the error) once rec is
 	// durable and applied; then must be quick and must not call back in.
 	AppendAsync(rec *Record, then func(result any, err error)) error
+	// AppendAsyncBatch is AppendAsync for several records, thens[i]
+	// answering recs[i], handed over together so that they can share a
+	// write and an fsync.
+	AppendAsyncBatch(recs []*Record, thens []func(result any, err error)) error
 	// AppendBatch appends recs in order and returns Apply's result for each.
 	AppendBatch(recs []*Record) ([]any, error)
 	// Read calls fn for each record with index >= from, in order, up to
@@ -274,10 +278,39 @@ func (l *Log) AppendAsync(rec *Record, then func(result any, err error)) error {
 	r := getRequest()
 	r.recs = append(r.recs, rec)
 	r.results = append(r.results, nil)
-	r.then = then
+	r.thens = append(r.thens, then)
 	if err := l.submit(r); err != nil {
 		putRequest(r)
 		return fmt.Errorf("log: append: %w", err)
+	}
+	return nil
+}
+
+// AppendAsyncBatch is AppendAsync for several records, thens[i] answering
+// recs[i]: they are written in one batch, so one fsync covers them all, and
+// as with AppendBatch either all of them are committed or none. Callbacks
+// run in index order.
+func (l *Log) AppendAsyncBatch(recs []*Record, thens []func(result any, err error)) error {
+	if len(recs) != len(thens) {
+		return fmt.Errorf("log: append batch: %d records, %d callbacks", len(recs), len(thens))
+	}
+	for i, rec := range recs {
+		if rec == nil {
+			return fmt.Errorf("log: append batch: record %d is nil", i)
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	r := getRequest()
+	r.recs = append(r.recs, recs...)
+	for range recs {
+		r.results = append(r.results, nil)
+	}
+	r.thens = append(r.thens, thens...)
+	if err := l.submit(r); err != nil {
+		putRequest(r)
+		return fmt.Errorf("log: append batch: %w", err)
 	}
 	return nil
 }

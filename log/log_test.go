@@ -706,3 +706,65 @@ func TestAppendAsync(t *testing.T) {
 		}
 	}
 }
+
+// AppendAsyncBatch commits each call's records together, with consecutive
+// indexes, however many callers append at once, and answers each record
+// with its own result; bad arguments and a closed log are refused without
+// a callback.
+func TestAppendAsyncBatch(t *testing.T) {
+	l := openTest(t, t.TempDir(), newTestState(), Options{Sync: SyncAlways})
+	const callers, calls, size = 4, 25, 7
+	var mu sync.Mutex
+	indexes := map[int][]uint64{} // call → its records' indexes, in answer order
+	var wg sync.WaitGroup
+	wg.Add(callers * calls * size)
+	for c := range callers {
+		go func() {
+			for k := range calls {
+				call := c*calls + k
+				recs := make([]*Record, size)
+				thens := make([]func(any, error), size)
+				for i := range recs {
+					rec := testRecord(call*size + i)
+					recs[i] = rec
+					thens[i] = func(result any, err error) {
+						defer wg.Done()
+						if err != nil || result != rec.Index {
+							t.Errorf("call %d record %d: result %v, err %v", call, i, result, err)
+						}
+						mu.Lock()
+						indexes[call] = append(indexes[call], rec.Index)
+						mu.Unlock()
+					}
+				}
+				if err := l.AppendAsyncBatch(recs, thens); err != nil {
+					t.Error(err)
+					wg.Add(-size)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for call, got := range indexes {
+		if len(got) != size || got[size-1]-got[0] != size-1 || !slices.IsSorted(got) {
+			t.Fatalf("call %d: indexes %v, want %d consecutive ones", call, got, size)
+		}
+	}
+	if len(indexes) != callers*calls {
+		t.Fatalf("%d calls answered, want %d", len(indexes), callers*calls)
+	}
+
+	never := func(any, error) { t.Error("a refused batch called back") }
+	if err := l.AppendAsyncBatch([]*Record{testRecord(1)}, nil); err == nil {
+		t.Error("a record without a callback was accepted")
+	}
+	if err := l.AppendAsyncBatch([]*Record{testRecord(1), nil}, []func(any, error){never, never}); err == nil {
+		t.Error("a nil record was accepted")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AppendAsyncBatch([]*Record{testRecord(1)}, []func(any, error){never}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v, want ErrClosed", err)
+	}
+}

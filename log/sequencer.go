@@ -15,7 +15,7 @@ type request struct {
 	snap    bool
 	err     error
 	done    chan struct{}
-	then    func(result any, err error) // AppendAsync's callback, instead of done
+	thens   []func(result any, err error) // AppendAsync's callbacks, one per record, instead of done
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
@@ -25,20 +25,22 @@ func getRequest() *request { return requestPool.Get().(*request) }
 func putRequest(r *request) {
 	clear(r.recs)
 	clear(r.results)
-	r.recs, r.results = r.recs[:0], r.results[:0]
-	r.snap, r.err, r.then = false, nil, nil
+	clear(r.thens)
+	r.recs, r.results, r.thens = r.recs[:0], r.results[:0], r.thens[:0]
+	r.snap, r.err = false, nil
 	requestPool.Put(r)
 }
 
 func (r *request) answer(err error) {
-	if then := r.then; then != nil {
-		result := r.results[0]
-		putRequest(r)
-		then(result, err)
+	if len(r.thens) == 0 {
+		r.err = err
+		r.done <- struct{}{}
 		return
 	}
-	r.err = err
-	r.done <- struct{}{}
+	for i, then := range r.thens {
+		then(r.results[i], err)
+	}
+	putRequest(r)
 }
 
 // run is the sequencer goroutine. Requests that queue up while a batch is
