@@ -310,6 +310,7 @@ func (s *session) invokeBuiltin(b *builtin, m *wire.Message, wantsReply bool) {
 	if b.start != nil && b.start(&in, done) {
 		return
 	}
+	s.flushHeld() // its writes come after the ones this connection sent before
 	in.data = bytes.Clone(in.data)
 	in.metadata = bytes.Clone(in.metadata)
 	go func() { done(b.run(&in)) }()

@@ -304,9 +304,7 @@ func (q *queues) enqueue(s *session, m *wire.Message, replyID string) {
 			s.answerEnqueue(req, resultOf(json.RawMessage(`{"messageReceiptId":"`+job+`"}`)))
 		}
 	}
-	if err := s.e.log.AppendAsync(rec, answer); err != nil {
-		answer(nil, err)
-	}
+	s.appendAsync(rec, answer)
 }
 
 // enqueueReq is how an enqueue is answered.

@@ -37,6 +37,11 @@ type session struct {
 
 	msg wire.Message // decode buffer, reused: frames are read one at a time
 
+	// Records of the burst being read, not yet handed to the log
+	// (appendAsync); read goroutine only.
+	heldRecs  []*log.Record
+	heldThens []func(result any, err error)
+
 	mu        sync.Mutex
 	executing map[string]*call // calls sent to this connection, by the invocation id it was given
 	closed    bool
@@ -94,9 +99,51 @@ func (l *listener) Message(c *wire.Conn, frame []byte) {
 	m := &s.msg
 	if err := wire.DecodeDepth(frame, m, l.e.cfg.Engine.MaxJSONDepth); err != nil {
 		s.badFrame(err)
+	} else {
+		if m.Type != wire.TypeInvokeFunction {
+			s.flushHeld() // a registration's record comes after the writes sent before it
+		}
+		s.handle(m)
+	}
+	if !c.More() {
+		s.flushHeld()
+	}
+}
+
+// maxHeld bounds the records one burst holds back.
+const maxHeld = 64
+
+// appendAsync appends the record of a write this connection sent and calls
+// then with the log's answer. A client that pipelines sends its writes in
+// bursts, frames that arrive and are read together; their records go to the
+// log together when the last frame already read is handled, so that they
+// share one write and one fsync. Handed over one by one, a group commit
+// could start between them: part of the burst would be answered a whole
+// fsync later, and the client's next burst would come split the same way.
+// Nothing waits for frames not yet read. Writes of this connection that do
+// not go through here call flushHeld first, so the log keeps the
+// connection's order.
+func (s *session) appendAsync(rec *log.Record, then func(result any, err error)) {
+	s.heldRecs = append(s.heldRecs, rec)
+	s.heldThens = append(s.heldThens, then)
+	if len(s.heldRecs) >= maxHeld || !s.conn.More() {
+		s.flushHeld()
+	}
+}
+
+// flushHeld hands the held records to the log.
+func (s *session) flushHeld() {
+	if len(s.heldRecs) == 0 {
 		return
 	}
-	s.handle(m)
+	if err := s.e.log.AppendAsyncBatch(s.heldRecs, s.heldThens); err != nil {
+		for _, then := range s.heldThens {
+			then(nil, err)
+		}
+	}
+	clear(s.heldRecs)
+	clear(s.heldThens)
+	s.heldRecs, s.heldThens = s.heldRecs[:0], s.heldThens[:0]
 }
 
 // Close retires the connection: everything it owned goes away and every call
@@ -106,6 +153,7 @@ func (l *listener) Close(c *wire.Conn, err error) {
 	if s == nil {
 		return
 	}
+	s.flushHeld() // frames read before the connection failed
 	s.retire("disconnected")
 }
 

@@ -179,16 +179,18 @@ func (e *Engine) startStreamSet(c *builtinCall, done func(callOutcome)) bool {
 		return false
 	}
 	rec := c.setRecord(addr[0], addr[1], addr[2], bytes.Clone(data))
-	err := e.log.AppendAsync(rec, func(res any, err error) {
+	then := func(res any, err error) {
 		if err != nil {
 			done(logFailure("STREAM_SET_ERROR", err))
 			return
 		}
 		ch := res.(projections.StreamChange)
 		done(oldNew(ch.Old, ch.New))
-	})
-	if err != nil {
-		done(logFailure("STREAM_SET_ERROR", err))
+	}
+	if c.caller != nil {
+		c.caller.appendAsync(rec, then)
+	} else if err := e.log.AppendAsync(rec, then); err != nil {
+		then(nil, err)
 	}
 	return true
 }
