@@ -1,44 +1,34 @@
 package engine
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/iii-go/iii/engine/config"
+	"github.com/iii-go/iii/internal/wstest"
 	"github.com/iii-go/iii/log"
 )
 
 // burstClient writes frames by hand, so that several go out in one write
 // and reach the engine as one burst.
 type burstClient struct {
-	t  *testing.T
-	nc net.Conn
-	br *bufio.Reader
+	t *testing.T
+	*wstest.Conn
 }
 
 func dialBurst(t *testing.T, url string) *burstClient {
 	t.Helper()
-	nc, err := net.Dial("tcp", strings.TrimPrefix(url, "ws://"))
+	wc, err := wstest.Dial(strings.TrimPrefix(url, "ws://"), "/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = nc.Close() })
-	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
-	c := &burstClient{t: t, nc: nc, br: br}
+	t.Cleanup(func() { _ = wc.Close() })
+	c := &burstClient{t: t, Conn: wc}
 	if f := c.read(); f.str("type") != "workerregistered" {
 		t.Fatalf("first frame %v", f)
 	}
@@ -63,7 +53,7 @@ func (c *burstClient) write(frames ...any) {
 		}
 		b = append(append(b, 0, 0, 0, 0), p...)
 	}
-	if _, err := c.nc.Write(b); err != nil {
+	if _, err := c.Write(b); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -71,24 +61,9 @@ func (c *burstClient) write(frames ...any) {
 // read returns the next frame the engine sent.
 func (c *burstClient) read() frame {
 	c.t.Helper()
-	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var h [2]byte
-	if _, err := io.ReadFull(c.br, h[:]); err != nil {
-		c.t.Fatal(err)
-	}
-	n := int(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var l [2]byte
-		_, _ = io.ReadFull(c.br, l[:])
-		n = int(binary.BigEndian.Uint16(l[:]))
-	case 127:
-		var l [8]byte
-		_, _ = io.ReadFull(c.br, l[:])
-		n = int(binary.BigEndian.Uint64(l[:]))
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(c.br, p); err != nil {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, p, err := c.ReadFrame()
+	if err != nil {
 		c.t.Fatal(err)
 	}
 	var f frame

@@ -1,20 +1,19 @@
 package engine
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/iii-go/iii/internal/wstest"
 	"github.com/iii-go/iii/wire"
 )
 
@@ -315,14 +314,9 @@ func TestChannelWriterVanishes(t *testing.T) {
 
 	// A writer that sends one frame and drops the TCP connection without a
 	// close frame: the reader gets the frame, then 1011 (truncated stream).
-	nc, err := net.Dial("tcp", srv.Addr().String())
+	nc, err := wstest.Dial(srv.Addr().String(), fmt.Sprintf("%s?key=%s&dir=write", channelPath+w.ChannelID, w.AccessKey))
 	if err != nil {
 		t.Fatal(err)
-	}
-	fmt.Fprintf(nc, "GET %s%s?key=%s&dir=write HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", channelPath, w.ChannelID, w.AccessKey)
-	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", resp, err)
 	}
 	_, _ = nc.Write([]byte{0x82, 0x80 | 4, 0, 0, 0, 0, 'p', 'a', 'r', 't'}) // binary "part", zero mask
 	_ = nc.Close()

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iii-go/iii/internal/wstest"
 	"github.com/lxzan/gws"
 )
 
@@ -150,25 +150,16 @@ func wantClose(t *testing.T, err error, code uint16, reasonPart string, remote b
 
 // rawClient speaks WebSocket by hand, for what no well-behaved client does:
 // never reading, never answering pings, fragmenting, sending bad UTF-8.
-type rawClient struct {
-	nc net.Conn
-	br *bufio.Reader
-}
+type rawClient struct{ *wstest.Conn }
 
 func dialRaw(t *testing.T, s *Server, path string) *rawClient {
 	t.Helper()
-	nc, err := net.Dial("tcp", s.Addr().String())
+	c, err := wstest.Dial(s.Addr().String(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = nc.Close() })
-	fmt.Fprintf(nc, "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path)
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("raw upgrade: %v %v", resp, err)
-	}
-	return &rawClient{nc: nc, br: br}
+	t.Cleanup(func() { _ = c.Close() })
+	return &rawClient{c}
 }
 
 // frame encodes one masked client frame; fin=false starts/continues a fragmented message.
@@ -186,37 +177,19 @@ func clientFrame(fin bool, op byte, payload []byte) []byte {
 
 func (r *rawClient) write(t *testing.T, frames ...[]byte) {
 	t.Helper()
-	if _, err := r.nc.Write(bytes.Join(frames, nil)); err != nil {
+	if _, err := r.Write(bytes.Join(frames, nil)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (r *rawClient) readFrame(t *testing.T) (op byte, payload []byte) {
 	t.Helper()
-	_ = r.nc.SetReadDeadline(time.Now().Add(waitLong))
-	var h [2]byte
-	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+	_ = r.SetReadDeadline(time.Now().Add(waitLong))
+	op, payload, err := r.ReadFrame()
+	if err != nil {
 		t.Fatalf("read frame: %v", err)
 	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var l [2]byte
-		_, _ = io.ReadFull(r.br, l[:])
-		n = uint64(binary.BigEndian.Uint16(l[:]))
-	case 127:
-		var l [8]byte
-		_, _ = io.ReadFull(r.br, l[:])
-		n = binary.BigEndian.Uint64(l[:])
-	}
-	if h[1]&0x80 != 0 {
-		t.Fatal("server frame is masked")
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(r.br, payload); err != nil {
-		t.Fatalf("read payload: %v", err)
-	}
-	return h[0] & 0x0f, payload
+	return op, payload
 }
 
 // readClose skips data/ping frames until the close frame and returns its code
@@ -228,7 +201,7 @@ func (r *rawClient) readClose(t *testing.T) (uint16, string) {
 		if op != opClose {
 			continue
 		}
-		_ = r.nc.Close() // as a client does after the close handshake
+		_ = r.Close() // as a client does after the close handshake
 		if len(p) < 2 {
 			return 0, ""
 		}
@@ -508,7 +481,7 @@ func TestKeepalive(t *testing.T) {
 			if op != opClose || binary.BigEndian.Uint16(p) != CloseGoingAway || string(p[2:]) != "idle timeout" {
 				t.Fatalf("got op %x %q", op, p)
 			}
-			_ = r.nc.Close()
+			_ = r.Close()
 			break
 		}
 		if pings < 2 {
@@ -626,10 +599,10 @@ func TestNoMessageAfterClose(t *testing.T) {
 		t.Fatalf("got %x %q, want a close frame without status", op, p)
 	}
 	// The server half-closed: the socket reads EOF after the close frame.
-	if _, err := r.br.ReadByte(); err != io.EOF {
+	if _, err := r.R.ReadByte(); err != io.EOF {
 		t.Fatalf("after the close frame: %v, want EOF", err)
 	}
-	_ = r.nc.Close()
+	_ = r.Close()
 	srv.nextClose(t)
 	if n := len(srv.msgs); n != 1 {
 		t.Fatalf("%d messages delivered, want only the first", n)
