@@ -77,6 +77,7 @@ type Conn struct {
 	o      *Options
 	h      Handler      // nil for /otel sockets
 	fh     FrameHandler // h, when it implements FrameHandler
+	be     BurstEnder   // h, when it implements BurstEnder
 	srv    *Server
 	client bool
 
@@ -163,6 +164,7 @@ func newConn(nc net.Conn, g *frameGuard, o *Options, h Handler, client bool) *Co
 		done:       make(chan struct{}),
 	}
 	c.fh, _ = h.(FrameHandler)
+	c.be, _ = h.(BurstEnder)
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.remoteIP = a.IP.String()
 	}
@@ -669,6 +671,9 @@ func (connEvents) OnMessage(s *gws.Conn, m *gws.Message) {
 	if c.h == nil {
 		return // /otel: drained
 	}
+	if c.be != nil {
+		defer c.endBurst()
+	}
 	b := m.Bytes()
 	if c.fh != nil {
 		if c.isOpen() {
@@ -700,11 +705,19 @@ func (connEvents) OnMessage(s *gws.Conn, m *gws.Message) {
 	}
 }
 
+// endBurst calls BurstEnd when the message just handled or dropped was the
+// last one read.
+func (c *Conn) endBurst() {
+	if !c.More() {
+		c.be.BurstEnd(c)
+	}
+}
+
 // More reports, during Handler.Message (or FrameHandler.Frame), whether the
 // next message has already been read from the socket: the one being handled
 // is not the last of the burst that arrived with it. A handler can then hold
-// work back and do it once for the whole burst, without waiting for bytes
-// that have not come. Read goroutine only.
+// work back and do it once for the whole burst (see BurstEnder), without
+// waiting for bytes that have not come. Read goroutine only.
 func (c *Conn) More() bool { return c.guard.msgs > c.delivered }
 
 func (c *Conn) isOpen() bool {

@@ -136,6 +136,16 @@ type FrameHandler interface {
 	Frame(c *Conn, binary bool, payload []byte)
 }
 
+// BurstEnder may be implemented by a Handler that holds work back while
+// Conn.More reports another message already read: BurstEnd is called after
+// each message read (handled, or dropped as Message's rules say) that leaves
+// none behind it, so held work is never left waiting for a message that
+// does not come. The Handler rules apply; BurstEnd may also follow the last
+// Message before Close.
+type BurstEnder interface {
+	BurstEnd(c *Conn)
+}
+
 // Server is a WebSocket listener serving "/" (the Handler), "/otel" (drained,
 // when Options.Telemetry is set), the paths Options.Route resolves, and 404
 // for every other path.

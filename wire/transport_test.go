@@ -830,36 +830,75 @@ func TestMaxConnections(t *testing.T) {
 	}
 }
 
+// burstRecorder is a recorder that also implements BurstEnder: ends gets
+// the last message handled before each BurstEnd.
+type burstRecorder struct {
+	*recorder
+	last string
+	ends chan string
+}
+
+func (b *burstRecorder) Message(c *Conn, frame []byte) {
+	b.last = string(frame)
+	b.recorder.Message(c, frame)
+}
+
+func (b *burstRecorder) BurstEnd(*Conn) { b.ends <- b.last }
+
 // More tells a handler whether the next message was read with the one it
 // handles: true for every message of a burst but its last, whatever
-// control frames and fragments lie between them.
+// control frames and fragments lie between them. BurstEnd follows the last
+// message read, also when that one is dropped (a blank frame).
 func TestMoreTellsTheBurst(t *testing.T) {
-	srv := newRecorder()
+	srv := &burstRecorder{recorder: newRecorder(), ends: make(chan string, 16)}
 	more := make(chan bool, 16)
 	srv.onMessage = func(c *Conn, _ []byte) { more <- c.More() }
 	s := startServer(t, srv, Options{})
 	r := dialRaw(t, s, "/")
+	wantEnd := func(last string) {
+		t.Helper()
+		select {
+		case got := <-srv.ends:
+			if got != last {
+				t.Fatalf("BurstEnd after %q, want after %q", got, last)
+			}
+		case <-time.After(waitLong):
+			t.Fatalf("no BurstEnd after %q", last)
+		}
+		if len(srv.ends) != 0 {
+			t.Fatalf("BurstEnd called again")
+		}
+	}
+	expect := func(msgs ...string) {
+		t.Helper()
+		for i, want := range msgs {
+			if got := srv.nextMsg(t); got != want {
+				t.Fatalf("message %q, want %q", got, want)
+			}
+			if got := <-more; got != (i < len(msgs)-1) {
+				t.Fatalf("More() during %q = %v", want, got)
+			}
+		}
+	}
 
 	r.write(t, clientFrame(true, opText, []byte("a")),
 		clientFrame(true, opPing, nil),
-		clientFrame(false, opText, []byte("b1")), clientFrame(false, 0, []byte("b2")), clientFrame(true, 0, nil),
+		clientFrame(false, opText, []byte("b1")), clientFrame(true, opPing, nil), clientFrame(false, 0, []byte("b2")), clientFrame(true, 0, nil),
 		clientFrame(true, opText, []byte("c")))
-	for _, want := range []struct {
-		msg  string
-		more bool
-	}{{"a", true}, {"b1b2", true}, {"c", false}} {
-		if got := srv.nextMsg(t); got != want.msg {
-			t.Fatalf("message %q, want %q", got, want.msg)
-		}
-		if got := <-more; got != want.more {
-			t.Fatalf("More() during %q = %v, want %v", want.msg, got, want.more)
-		}
-	}
-	r.write(t, clientFrame(true, opText, []byte("d")))
+	expect("a", "b1b2", "c")
+	wantEnd("c")
+
+	// A blank frame is dropped, not handled; the burst still ends.
+	r.write(t, clientFrame(true, opText, []byte("d")), clientFrame(true, opText, []byte("  ")))
 	if got := srv.nextMsg(t); got != "d" {
 		t.Fatalf("message %q, want d", got)
 	}
-	if <-more {
-		t.Fatal("More() during a message sent alone = true")
+	if !<-more {
+		t.Fatal("More() during d, with a blank frame read behind it = false")
 	}
+	wantEnd("d")
+
+	r.write(t, clientFrame(true, opText, []byte("e")))
+	expect("e")
+	wantEnd("e")
 }
