@@ -503,8 +503,8 @@ func (l *Log) AppendBatch(recs []*log.Record) ([]any, error) {
 // Options.PublishTimeout. It returns an error (and then is never called)
 // only when the log is closed.
 func (l *Log) AppendAsync(rec *log.Record, then func(result any, err error)) error {
-	if rec == nil {
-		return errors.New("cluster: append: nil record")
+	if rec == nil || then == nil {
+		return errors.New("cluster: append: nil record or callback")
 	}
 	l.stamp(rec)
 	frame, err := log.EncodeRecord(nil, rec)
@@ -538,8 +538,8 @@ func (l *Log) AppendAsyncBatch(recs []*log.Record, thens []func(result any, err 
 		return fmt.Errorf("cluster: append batch: %d records, %d callbacks", len(recs), len(thens))
 	}
 	for i, rec := range recs {
-		if rec == nil {
-			return fmt.Errorf("cluster: append batch: record %d is nil", i)
+		if rec == nil || thens[i] == nil {
+			return fmt.Errorf("cluster: append batch: record or callback %d is nil", i)
 		}
 	}
 	for i, rec := range recs {

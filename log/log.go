@@ -272,8 +272,8 @@ func (l *Log) Append(rec *Record) (result any, err error) {
 // and then is never called, only when the log is closed; it blocks while
 // the submit queue is full.
 func (l *Log) AppendAsync(rec *Record, then func(result any, err error)) error {
-	if rec == nil {
-		return errors.New("log: append: nil record")
+	if rec == nil || then == nil {
+		return errors.New("log: append: nil record or callback")
 	}
 	r := getRequest()
 	r.recs = append(r.recs, rec)
@@ -295,8 +295,8 @@ func (l *Log) AppendAsyncBatch(recs []*Record, thens []func(result any, err erro
 		return fmt.Errorf("log: append batch: %d records, %d callbacks", len(recs), len(thens))
 	}
 	for i, rec := range recs {
-		if rec == nil {
-			return fmt.Errorf("log: append batch: record %d is nil", i)
+		if rec == nil || thens[i] == nil {
+			return fmt.Errorf("log: append batch: record or callback %d is nil", i)
 		}
 	}
 	if len(recs) == 0 {

@@ -761,6 +761,12 @@ func TestAppendAsyncBatch(t *testing.T) {
 	if err := l.AppendAsyncBatch([]*Record{testRecord(1), nil}, []func(any, error){never, never}); err == nil {
 		t.Error("a nil record was accepted")
 	}
+	if err := l.AppendAsyncBatch([]*Record{testRecord(1)}, []func(any, error){nil}); err == nil {
+		t.Error("a nil callback was accepted")
+	}
+	if err := l.AppendAsync(testRecord(1), nil); err == nil {
+		t.Error("AppendAsync took a nil callback")
+	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
