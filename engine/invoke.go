@@ -168,6 +168,7 @@ func (s *session) invoke(m *wire.Message) {
 		return
 	}
 	if mw := s.lis.cfg.MiddlewareFunctionID; mw != "" && !isEngineFunction(fid) {
+		s.flushHeld() // what the call leads to comes after this connection's earlier writes
 		s.viaMiddleware(mw, m, replyID)
 		return
 	}
@@ -194,6 +195,7 @@ func (s *session) invoke(m *wire.Message) {
 		s.invokeBuiltin(t.builtin, m, wantsReply)
 		return
 	}
+	s.flushHeld() // what the call leads to comes after this connection's earlier writes
 	data := m.Data
 	if isObject(data) {
 		data = wire.AppendWithField(nil, data, "_caller_worker_id", s.id)

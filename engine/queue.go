@@ -276,10 +276,11 @@ func failureValue(errBody json.RawMessage, retryAt int64) []byte {
 }
 
 // enqueue answers invokefunction with action enqueue: the job is recorded
-// (durably) before the receipt is sent. Validation and the submit run on the
-// connection's read goroutine, which keeps the connection's order; the log's
-// group commit batches whatever queued up meanwhile, so a producer need not
-// wait an fsync per job, and the log's callback sends the receipt.
+// (durably) before the receipt is sent. Validation runs on the connection's
+// read goroutine and the record goes to the log with the rest of its burst
+// (appendAsync), which keeps the connection's order; the log's group commit
+// batches whatever queued up meanwhile, so a producer need not wait an
+// fsync per job, and the log's callback sends the receipt.
 func (q *queues) enqueue(s *session, m *wire.Message, replyID string) {
 	fid, queue := m.FunctionID, m.Queue
 	req := enqueueReq{replyID: strings.Clone(replyID), fid: strings.Clone(fid), reply: m.HasInvocationID,

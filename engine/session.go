@@ -99,34 +99,44 @@ func (l *listener) Message(c *wire.Conn, frame []byte) {
 	m := &s.msg
 	if err := wire.DecodeDepth(frame, m, l.e.cfg.Engine.MaxJSONDepth); err != nil {
 		s.badFrame(err)
-	} else {
-		if m.Type != wire.TypeInvokeFunction {
-			s.flushHeld() // a registration's record comes after the writes sent before it
-		}
-		s.handle(m)
+		return
 	}
-	if !c.More() {
+	if m.Type != wire.TypeInvokeFunction {
+		s.flushHeld() // a registration's record comes after the writes sent before it
+	}
+	s.handle(m)
+}
+
+// BurstEnd hands the log what the burst's frames held back (appendAsync).
+// wire calls it after the burst's last frame, also when that frame was
+// dropped unread.
+func (l *listener) BurstEnd(c *wire.Conn) {
+	if s, _ := c.Session().(*session); s != nil {
 		s.flushHeld()
 	}
 }
+
+var _ wire.BurstEnder = (*listener)(nil)
 
 // maxHeld bounds the records one burst holds back.
 const maxHeld = 64
 
 // appendAsync appends the record of a write this connection sent and calls
 // then with the log's answer. A client that pipelines sends its writes in
-// bursts, frames that arrive and are read together; their records go to the
-// log together when the last frame already read is handled, so that they
-// share one write and one fsync. Handed over one by one, a group commit
-// could start between them: part of the burst would be answered a whole
-// fsync later, and the client's next burst would come split the same way.
-// Nothing waits for frames not yet read. Writes of this connection that do
-// not go through here call flushHeld first, so the log keeps the
+// bursts, the frames one read brings; their records go to the log as one
+// request once the last frame already read is handled (BurstEnd), so their
+// answers come back together and leave in one write, and the client's next
+// burst comes whole too. Handed over one by one, a burst's answers often
+// left in pieces, and each piece cost system calls and wake-ups on both
+// sides. Nothing waits for frames not yet read. Whatever else this
+// connection sends that may lead to a write (another kind of frame, a call
+// to a worker, another node, an HTTP function or the middleware, a built-in
+// on its own goroutine) calls flushHeld first, so the log keeps the
 // connection's order.
 func (s *session) appendAsync(rec *log.Record, then func(result any, err error)) {
 	s.heldRecs = append(s.heldRecs, rec)
 	s.heldThens = append(s.heldThens, then)
-	if len(s.heldRecs) >= maxHeld || !s.conn.More() {
+	if len(s.heldRecs) >= maxHeld {
 		s.flushHeld()
 	}
 }
