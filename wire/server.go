@@ -140,8 +140,10 @@ type FrameHandler interface {
 // Conn.More reports another message already read: BurstEnd is called after
 // each message read (handled, or dropped as Message's rules say) that leaves
 // none behind it, so held work is never left waiting for a message that
-// does not come. The Handler rules apply; BurstEnd may also follow the last
-// Message before Close.
+// does not come. It runs on the read goroutine, never at the same time as
+// Message or Close and never after Close; unlike Message it is called also
+// after Conn.Close (a burst may end while the connection closes, and what
+// it held must still be released).
 type BurstEnder interface {
 	BurstEnd(c *Conn)
 }
