@@ -26,7 +26,8 @@ type builtin struct {
 	reads       bool // answers from the projections: in a cluster, catches up with the stream first
 	fn          func(c *builtinCall) callOutcome
 	// start, when set, is tried first for a worker's call, on its read
-	// goroutine, and spares the call a goroutine: it either takes the call
+	// goroutine (c.caller is that worker's session), and spares the call a
+	// goroutine: it either takes the call
 	// and answers through done exactly once (possibly before it returns,
 	// from any goroutine), or returns false without calling done and leaves
 	// the call to fn. c.data is the connection's read buffer: start copies

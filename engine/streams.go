@@ -187,11 +187,7 @@ func (e *Engine) startStreamSet(c *builtinCall, done func(callOutcome)) bool {
 		ch := res.(projections.StreamChange)
 		done(oldNew(ch.Old, ch.New))
 	}
-	if c.caller != nil {
-		c.caller.appendAsync(rec, then)
-	} else if err := e.log.AppendAsync(rec, then); err != nil {
-		then(nil, err)
-	}
+	c.caller.appendAsync(rec, then)
 	return true
 }
 

@@ -27,6 +27,21 @@ func tailSegment(t *testing.T, dir string) (seg segmentFile, lastOff int64, fram
 	return seg, lastOff, len(starts)
 }
 
+// closedLog writes records 1..n to a new log and closes it; it returns the
+// log's directory, its last segment and the offset of that segment's last
+// frame.
+func closedLog(t *testing.T, n int) (dir string, seg segmentFile, lastOff int64) {
+	t.Helper()
+	dir = t.TempDir()
+	l := openTest(t, dir, newTestState(), Options{})
+	appendN(t, l, 1, n)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seg, lastOff, _ = tailSegment(t, dir)
+	return dir, seg, lastOff
+}
+
 // readFrames walks the frames of the segment file at path to its clean end
 // and returns their offsets, where they end and the file's size. A torn
 // frame fails t.
@@ -166,11 +181,7 @@ func TestRepairIntactTailIsUntouched(t *testing.T) {
 // Zeros after the last frame are a prepared segment's unused rest, not
 // damage: Open keeps them and appends into them.
 func TestRepairKeepsZeroTail(t *testing.T) {
-	dir := t.TempDir()
-	l := openTest(t, dir, newTestState(), Options{})
-	appendN(t, l, 1, 5)
-	l.Close()
-	seg, _, _ := tailSegment(t, dir)
+	dir, seg, _ := closedLog(t, 5)
 	f, _ := os.OpenFile(seg.path, os.O_WRONLY|os.O_APPEND, 0)
 	f.Write(make([]byte, 4096))
 	f.Close()

@@ -47,11 +47,7 @@ func TestScan(t *testing.T) {
 }
 
 func TestScanStopsQuietlyAtTornTail(t *testing.T) {
-	dir := t.TempDir()
-	l := openTest(t, dir, newTestState(), Options{})
-	appendN(t, l, 1, 8)
-	l.Close()
-	seg, lastOff, _ := tailSegment(t, dir)
+	dir, seg, lastOff := closedLog(t, 8)
 	if err := os.Truncate(seg.path, lastOff+3); err != nil {
 		t.Fatal(err)
 	}
